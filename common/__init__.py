@@ -1,0 +1,1 @@
+"""What crosses a process: message schemas, settings, Redis names. Imports no service."""

@@ -1,0 +1,36 @@
+"""Names that two services must agree on: Redis keys and streams, Celery task names and queues."""
+
+PREFIX = "augserve"
+
+# gateway -> engine workers: one durable stream, one consumer group; a worker pulls a request
+# when it has room, so load balances by pull. Pending entries of a dead worker are re-claimable.
+ENGINE_REQUEST_STREAM = f"{PREFIX}:engine:requests"
+ENGINE_GROUP = "engine-workers"
+
+# engine worker registry: hash worker_id -> WorkerStatus JSON, refreshed as a heartbeat.
+WORKERS_HASH = f"{PREFIX}:workers"
+
+# Output events of one request, engine worker -> gateway. Expires after the request ends.
+OUTPUT_STREAM_TTL_S = 600
+
+
+def output_stream(request_id: str) -> str:
+    return f"{PREFIX}:out:{request_id}"
+
+
+def tool_result_stream(worker_id: str) -> str:
+    """Results of the API calls a worker dispatched come back here, never via a Celery backend."""
+    return f"{PREFIX}:tool-results:{worker_id}"
+
+
+def duration_history(api: str) -> str:
+    """Estimator: recent call durations of one API kind (a capped list)."""
+    return f"{PREFIX}:estimator:durations:{api}"
+
+
+CELERY_QUEUE = "api"
+
+
+def task_name(api: str) -> str:
+    """Celery task name of an API kind: callers send by name, never import the executor."""
+    return f"api.{api}"

@@ -1,0 +1,189 @@
+"""Every message that crosses a process, as pydantic models (JSON on the wire, never pickle).
+
+gateway --EngineRequest--> engine worker --ToolCallTask--> executor
+gateway <--OutputEvent---- engine worker <--ToolResult---- executor
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ApiKind = Literal["calculator", "qa", "ve", "chatbot", "image", "tts", "http"]
+API_KINDS: tuple[str, ...] = ApiKind.__args__  # type: ignore[attr-defined]
+
+FinishReason = Literal["stop", "length", "tool_calls", "error", "abort"]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PlanSegment(Frozen):
+    """One stretch of scripted generation, optionally ended by an API call.
+
+    The benchmark replays traces with it: the model generates exactly `generate_tokens` tokens
+    (end-of-sequence ignored), then the call `api` runs with `arguments` (or, for the timed
+    stand-ins, for `duration_s` seconds) and its output, cut or padded to exactly `return_tokens`
+    tokens, is appended before the next segment.
+    """
+
+    generate_tokens: Annotated[int, Field(ge=1, le=65536)]
+    api: ApiKind | None = None
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    duration_s: Annotated[float, Field(ge=0, le=3600)] | None = None
+    return_tokens: Annotated[int, Field(ge=0, le=65536)] | None = None
+
+    @model_validator(mode="after")
+    def _call_fields_need_a_call(self) -> PlanSegment:
+        if self.api is None and (self.arguments or self.duration_s is not None or self.return_tokens is not None):
+            raise ValueError("arguments, duration_s and return_tokens need an api")
+        return self
+
+
+class Plan(Frozen):
+    """The `plan` extension field of a completion request (see README, "Scripted requests")."""
+
+    segments: Annotated[list[PlanSegment], Field(min_length=1, max_length=256)]
+
+    @model_validator(mode="after")
+    def _only_the_last_segment_ends_the_request(self) -> Plan:
+        for i, seg in enumerate(self.segments[:-1]):
+            if seg.api is None:
+                raise ValueError(f"segments[{i}] needs an api: only the last segment may end without a call")
+        if self.segments[-1].api is not None:
+            raise ValueError("the last segment must not call an api: generation ends there")
+        return self
+
+    @property
+    def generated_tokens(self) -> int:
+        return sum(s.generate_tokens for s in self.segments)
+
+    @property
+    def returned_tokens(self) -> int:
+        return sum(s.return_tokens or 0 for s in self.segments)
+
+
+class SamplingConfig(Frozen):
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop_token_ids: list[int] = Field(default_factory=list)
+
+
+class ToolCall(Frozen):
+    """A tool call the model made, in OpenAI's shape (arguments is a JSON string)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+class EngineRequest(Frozen):
+    """gateway -> engine worker: one request, already templated and tokenized by the gateway."""
+
+    request_id: str
+    model: str
+    prompt_token_ids: list[int]
+    sampling: SamplingConfig
+    server_tools: list[str] = Field(default_factory=list)
+    """Declared tools the server executes itself (registered API kinds)."""
+    client_tools: list[str] = Field(default_factory=list)
+    """Declared tools the client executes: calls to them end the request with `tool_calls`."""
+    forced_tool: str | None = None
+    """tool_choice naming one tool: the first assistant turn is made to call it."""
+    plan: Plan | None = None
+    arrival_time: float
+    program_id: str | None = None
+    traceparent: str | None = None
+
+
+class InterceptionRecord(Frozen):
+    """What happened to one API call made in the middle of generation (returned to the client)."""
+
+    call_id: str
+    api: str
+    arguments: dict[str, Any] | str
+    started_at: float
+    ended_at: float
+    duration_s: float
+    context_tokens: int
+    """Tokens in the request's context when it paused."""
+    returned_tokens: int
+    ok: bool
+    error: str | None = None
+    strategy: Literal["preserve", "discard", "swap"] = "preserve"
+
+
+class Usage(Frozen):
+    prompt_tokens: int
+    """The client's prompt plus every token the server appended (tool results, turn markers)."""
+    completion_tokens: int
+    """Tokens the model generated, over every segment."""
+    total_tokens: int
+
+
+class DeltaEvent(Frozen):
+    type: Literal["delta"] = "delta"
+    text: str
+    token_ids: list[int]
+
+
+class InterceptionEvent(Frozen):
+    type: Literal["interception"] = "interception"
+    record: InterceptionRecord
+
+
+class FinalEvent(Frozen):
+    type: Literal["final"] = "final"
+    finish_reason: FinishReason
+    text: str
+    token_ids: list[int]
+    """Every token the model generated, in order, over all segments."""
+    usage: Usage
+    interceptions: list[InterceptionRecord]
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    """Calls to client-side tools (finish_reason "tool_calls")."""
+
+
+class ErrorEvent(Frozen):
+    type: Literal["error"] = "error"
+    status: int
+    code: str
+    message: str
+
+
+OutputEvent = Annotated[DeltaEvent | InterceptionEvent | FinalEvent | ErrorEvent, Field(discriminator="type")]
+
+
+class OutputEnvelope(BaseModel):
+    event: OutputEvent
+
+
+class ToolCallTask(Frozen):
+    """engine worker -> executor (Celery task kwargs): run one API call, reply on `reply_to`."""
+
+    call_id: str
+    request_id: str
+    api: str
+    arguments: dict[str, Any]
+    duration_s: float | None = None
+    return_tokens: int | None = None
+    reply_to: str
+    """Redis stream the result goes to (the owning engine worker's)."""
+    traceparent: str | None = None
+
+
+class ToolResult(Frozen):
+    """executor -> engine worker: the outcome of one call, success or error; never lost."""
+
+    call_id: str
+    api: str
+    ok: bool
+    content: str
+    """What the model sees: the result text, or an error message."""
+    error: str | None = None
+    started_at: float
+    ended_at: float

