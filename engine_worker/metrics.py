@@ -1,0 +1,25 @@
+"""The engine worker's own Prometheus metrics, declared once. vLLM's `vllm:*` families register
+on the same default registry, so one /metrics port serves both."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+PREFIX = "augserve_engine_"
+
+inflight_requests = Gauge(f"{PREFIX}inflight_requests", "Requests held by this worker", ["worker"])
+paused_requests = Gauge(f"{PREFIX}paused_requests", "Requests paused at an API call", ["worker", "strategy"])
+interceptions_total = Counter(
+    f"{PREFIX}interceptions_total", "API calls intercepted mid-generation", ["worker", "api", "strategy", "outcome"],
+)
+interception_seconds = Histogram(
+    f"{PREFIX}interception_duration_seconds", "Time a request spent paused at an API call", ["worker", "api"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+requests_total = Counter(f"{PREFIX}requests_total", "Requests finished, by finish reason", ["worker", "finish_reason"])
+generated_tokens_total = Counter(f"{PREFIX}generated_tokens_total", "Tokens generated", ["worker"])
+
+
+def serve(port: int) -> None:
+    if port:
+        start_http_server(port, addr="127.0.0.1")

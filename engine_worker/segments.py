@@ -1,0 +1,75 @@
+"""What happens when a segment of generation ends: call an API, hand calls to the client, or stop.
+
+Pure decisions over the segment's tokens and text; the session driver carries them out.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from common.schemas import API_KINDS, EngineRequest, FinishReason, ToolCall
+from common.tool_format import parse_tool_call
+
+MAX_INTERCEPTIONS = 64
+"""A request whose model keeps calling tools ends with finish_reason "length" past this."""
+
+
+@dataclass(frozen=True)
+class CallApi:
+    """Pause and run a server-side API call, then resume with its result."""
+
+    api: str
+    arguments: dict[str, Any]
+    duration_s: float | None = None
+    return_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class Finish:
+    reason: FinishReason
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+SegmentOutcome = CallApi | Finish
+
+
+def api_for_tool(name: str, arguments: dict[str, Any] | str) -> CallApi:
+    """A server-side tool name maps to its API kind; other registered names are HTTP endpoints."""
+    args = arguments if isinstance(arguments, dict) else {"raw": arguments}
+    if name in API_KINDS and name != "http":
+        return CallApi(api=name, arguments=args)
+    return CallApi(api="http", arguments={"endpoint": name, "arguments": args})
+
+
+def plan_outcome(request: EngineRequest, segment_index: int) -> SegmentOutcome:
+    assert request.plan is not None
+    segment = request.plan.segments[segment_index]
+    if segment.api is None:
+        return Finish("stop")
+    return CallApi(
+        api=segment.api, arguments=dict(segment.arguments), duration_s=segment.duration_s,
+        return_tokens=segment.return_tokens,
+    )
+
+
+def chat_outcome(
+    request: EngineRequest, turn_text: str, engine_finish: str | None, budget_left: int,
+    interceptions_so_far: int,
+) -> SegmentOutcome:
+    """Reads the model's finished turn. `turn_text` includes any server-written forced prefix."""
+    call = parse_tool_call(turn_text) if (request.server_tools or request.client_tools) else None
+    if call is not None:
+        name, arguments = call
+        if name in request.server_tools:
+            if interceptions_so_far >= MAX_INTERCEPTIONS or budget_left <= 0:
+                return Finish("length")
+            return api_for_tool(name, arguments)
+        if name in request.client_tools:
+            args_text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+            return Finish("tool_calls", (ToolCall(id=f"call_{uuid.uuid4().hex[:24]}", name=name, arguments=args_text),))
+    if engine_finish == "length" or budget_left <= 0:
+        return Finish("length")
+    return Finish("stop")

@@ -1,0 +1,38 @@
+"""The engine worker's configuration: one typed object, read from the environment once."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from common.settings import CommonSettings
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class WorkerSettings(CommonSettings):
+    worker_id: str = Field(default_factory=_default_worker_id)
+    """Consumer name in the request stream's group; results of its API calls come back to it."""
+    model_path: str
+    """Local Hugging Face model folder (weights, config, tokenizer with chat template)."""
+    model_id: str = "SmolLM2-135M-Instruct"
+    """The name clients use (OpenAI `model`)."""
+    dtype: Literal["bfloat16", "float32", "float16", "auto"] = "bfloat16"
+    max_model_len: Annotated[int, Field(ge=64, le=131072)] = 4096
+    kv_cache_bytes: Annotated[int, Field(ge=1 << 20)] = 512 << 20
+    """Size of vLLM's KV pool: the memory that paused requests compete for."""
+    max_num_seqs: Annotated[int, Field(ge=1, le=1024)] = 64
+    max_inflight: Annotated[int, Field(ge=1, le=4096)] = 256
+    """Requests this worker holds at once (running, queued in vLLM or paused at a call)."""
+    enforce_eager: bool = True
+    """torch.compile costs 15-43 s at start-up on CPU for little gain on small models."""
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    """Prometheus port of this worker (0: none)."""
+    heartbeat_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+    policy: Literal["preserve"] = "preserve"
+    """What a paused request's KV cache gets: see engine_worker/policies (InferCept issue)."""

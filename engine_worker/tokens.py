@@ -1,0 +1,37 @@
+"""Text <-> token ids for what the worker appends to a context (tool results, turn markers)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+
+class TokenCodec:
+    def __init__(self, model_path: str):
+        self._model_path = model_path
+
+    @cached_property
+    def _tokenizer(self):
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(self._model_path)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def decode(self, token_ids: list[int]) -> str:
+        return self._tokenizer.decode(token_ids, skip_special_tokens=False)
+
+    def exact_length(self, text: str, length: int | None) -> list[int]:
+        """The text's tokens cut or padded (by repeating them) to exactly `length` tokens.
+
+        Scripted requests promise how many tokens a call returns; real APIs do not return text
+        of an exact token length, so the worker makes it so.
+        """
+        ids = self.encode(text)
+        if length is None:
+            return ids
+        if not ids:
+            ids = self.encode(" .")
+        while len(ids) < length:
+            ids = ids + ids
+        return ids[:length]

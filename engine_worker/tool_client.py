@@ -1,0 +1,96 @@
+"""Sends API calls to the executor (Celery, by task name) and awaits their results by message.
+
+Results never come through a Celery result backend: each task XADDs its ToolResult to this
+worker's reply stream, and one reader task resolves the waiting futures. A call with no result
+by its deadline resolves to an error result, so a lost or crashed call never hangs a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any
+
+import redis.asyncio as aioredis
+from celery import Celery
+
+from common.names import CELERY_QUEUE, task_name, tool_result_stream
+from common.schemas import ToolCallTask, ToolResult
+
+log = logging.getLogger(__name__)
+
+
+def _error_result(call_id: str, api: str, started_at: float, message: str) -> ToolResult:
+    return ToolResult(
+        call_id=call_id, api=api, ok=False, content=f"error: {message}", error=message,
+        started_at=started_at, ended_at=time.time(),
+    )
+
+
+class ToolClient:
+    def __init__(self, redis: aioredis.Redis, broker_url: str, worker_id: str, timeout_s: float):
+        self._redis = redis
+        self._reply_to = tool_result_stream(worker_id)
+        self._timeout_s = timeout_s
+        self._waiting: dict[str, asyncio.Future[ToolResult]] = {}
+        self._celery = Celery("augserve-engine-client", broker=broker_url, set_as_current=False)
+        self._celery.conf.update(
+            task_serializer="json", accept_content=["json"], broker_connection_retry_on_startup=True,
+            broker_transport_options={"visibility_timeout": 3600},
+        )
+
+    async def call(
+        self, *, request_id: str, api: str, arguments: dict[str, Any], duration_s: float | None = None,
+        return_tokens: int | None = None, traceparent: str | None = None,
+    ) -> ToolResult:
+        call_id = f"call_{uuid.uuid4().hex[:24]}"
+        started_at = time.time()
+        task = ToolCallTask(
+            call_id=call_id, request_id=request_id, api=api, arguments=arguments,
+            duration_s=duration_s, return_tokens=return_tokens, reply_to=self._reply_to,
+            traceparent=traceparent,
+        )
+        future: asyncio.Future[ToolResult] = asyncio.get_running_loop().create_future()
+        self._waiting[call_id] = future
+        try:
+            await asyncio.to_thread(
+                self._celery.send_task, task_name(api), kwargs=task.model_dump(mode="json"),
+                queue=CELERY_QUEUE,
+            )
+            return await asyncio.wait_for(future, self._timeout_s)
+        except asyncio.TimeoutError:
+            return _error_result(call_id, api, started_at, f"{api} call timed out after {self._timeout_s:.0f}s")
+        except Exception as exc:  # broker down, serialization: the model sees an error result
+            log.exception("sending %s call failed", api)
+            return _error_result(call_id, api, started_at, f"{api} call could not be sent: {exc}")
+        finally:
+            self._waiting.pop(call_id, None)
+
+    async def read_results(self) -> None:
+        """Runs for the worker's lifetime: delivers every result on the reply stream."""
+        last_id = "0"
+        while True:
+            try:
+                batches = await self._redis.xread({self._reply_to: last_id}, block=1000, count=100)
+            except (aioredis.ConnectionError, aioredis.TimeoutError):
+                log.warning("reply stream read failed; retrying")
+                await asyncio.sleep(0.5)
+                continue
+            for _stream, entries in batches or []:
+                for entry_id, fields in entries:
+                    last_id = entry_id
+                    self._deliver(fields)
+                await self._redis.xdel(self._reply_to, *[e for e, _ in entries])
+
+    def _deliver(self, fields: dict) -> None:
+        raw = fields.get(b"result") or fields.get("result")
+        try:
+            result = ToolResult.model_validate_json(raw)
+        except Exception:
+            log.exception("malformed tool result dropped: %r", raw)
+            return
+        future = self._waiting.get(result.call_id)
+        if future is not None and not future.done():
+            future.set_result(result)

@@ -1,0 +1,63 @@
+"""The gateway's one typed config object, read from the environment (prefix AUGSERVE_) once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+from common.settings import CommonSettings
+from stack.models import default_model_dir
+
+SMOLLM_DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+
+
+class GatewaySettings(CommonSettings):
+    env: Literal["development", "test", "production"] = "development"
+    """AUGSERVE_ENV. In production the gateway refuses to start without API keys."""
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    model_id: Annotated[str, Field(min_length=1, max_length=256)] = "SmolLM2-135M-Instruct"
+    """The served model name: requests naming any other model get 404 model_not_found."""
+    model_path: Path = Field(default_factory=default_model_dir)
+    """Local Hugging Face folder holding the tokenizer and chat template."""
+    max_model_len: Annotated[int, Field(ge=16, le=1_048_576)] = 4096
+    """Prompt plus generated (plus, with a plan, returned) tokens may not exceed this."""
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """AUGSERVE_API_KEYS: a JSON list or comma-separated keys. Empty turns authentication off."""
+    max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 1 << 20
+    request_timeout_s: Annotated[float, Field(gt=0, le=86_400)] = 600.0
+    """No final event from the engine within this long: 504."""
+    default_max_tokens: Annotated[int, Field(ge=1, le=1_048_576)] = 256
+    """max_tokens when the request sets none (cut to what fits in max_model_len)."""
+    default_system_prompt: str = SMOLLM_DEFAULT_SYSTEM
+    """The chat template's own default system text, kept when tools add a system turn."""
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [k.strip() for k in text.split(",") if k.strip()]
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_are_not_blank(cls, keys: list[str]) -> list[str]:
+        if any(len(k) < 8 for k in keys):
+            raise ValueError("every API key needs at least 8 characters")
+        return keys
+
+    @model_validator(mode="after")
+    def _production_needs_keys(self) -> GatewaySettings:
+        if self.env == "production" and not self.api_keys:
+            raise ValueError("AUGSERVE_ENV=production needs AUGSERVE_API_KEYS: refusing to serve unauthenticated")
+        if self.default_max_tokens >= self.max_model_len:
+            raise ValueError("default_max_tokens must be below max_model_len")
+        return self
