@@ -112,6 +112,8 @@ class InterceptionRecord(Frozen):
     context_tokens: int
     """Tokens in the request's context when it paused."""
     returned_tokens: int
+    result: str
+    """What the call returned, as the model read it (cut/padded to returned_tokens for plans)."""
     ok: bool
     error: str | None = None
     strategy: Literal["preserve", "discard", "swap"] = "preserve"

@@ -172,7 +172,7 @@ class RequestSession:
         record = InterceptionRecord(
             call_id=result.call_id, api=call.api, arguments=call.arguments,
             started_at=started, ended_at=time.time(), duration_s=time.time() - started,
-            context_tokens=context_len, returned_tokens=len(appended), ok=result.ok, error=result.error,
+            context_tokens=context_len, returned_tokens=len(appended), result=result.content, ok=result.ok, error=result.error,
         )
         self._progress.interceptions.append(record)
         await self._emit(InterceptionEvent(record=record))

@@ -46,8 +46,13 @@ def error_body(status: int, message: str, *, code: str | None = None, param: str
 
 
 def _is_union_tag(part: object) -> bool:
-    """Pydantic puts union member names ('str', 'list[Part]', 'function-after[...]') in locations."""
-    return isinstance(part, str) and (any(c in part for c in "[](),") or part in {"str", "int", "float", "bool"})
+    """Pydantic puts union member names ('str', 'list[Part]', 'NamedToolChoice') in locations.
+
+Field names of the wire schemas are lower-case identifiers, so these never hide a field.
+"""
+    return isinstance(part, str) and (
+        any(c in part for c in "[](),") or part in {"str", "int", "float", "bool"} or part[:1].isupper()
+    )
 
 
 def location(loc: tuple[Any, ...] | list[Any]) -> str:

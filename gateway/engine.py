@@ -1,0 +1,90 @@
+"""The gateway's side of the engine protocol: submit an EngineRequest, read its output events.
+
+Requests go onto ENGINE_REQUEST_STREAM (engine workers pull them through a consumer group, so load
+balances by pull). A request's events come back on output_stream(request_id), one field `event`
+holding an OutputEnvelope; the stream is read from its start, so events written before the gateway
+starts reading are never missed, and deleted once the request is over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from common.names import ENGINE_REQUEST_STREAM, output_stream
+from common.schemas import EngineRequest, ErrorEvent, FinalEvent, OutputEnvelope, OutputEvent
+from gateway.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+READ_BATCH = 256
+
+
+class EngineClient:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._cleanups: set[asyncio.Task] = set()
+
+    async def submit(self, request: EngineRequest) -> None:
+        try:
+            await self.redis.xadd(ENGINE_REQUEST_STREAM, {"request": request.model_dump_json()})
+        except RedisError as exc:
+            raise ApiError(503, f"the engine queue is unavailable: {exc}", code="engine_unavailable") from exc
+
+    async def events(self, request_id: str, timeout_s: float) -> AsyncIterator[OutputEvent]:
+        """Yields the request's events up to and including its FinalEvent or ErrorEvent.
+
+        Raises ApiError 504 when that last event has not come within `timeout_s` of the call.
+        """
+        key = output_stream(request_id)
+        deadline = time.monotonic() + timeout_s
+        last_id = "0-0"
+        finished = False
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ApiError(504, f"no response from the engine within {timeout_s:g}s (request {request_id})",
+                                   code="timeout")
+                try:
+                    reply = await self.redis.xread({key: last_id}, count=READ_BATCH, block=max(1, int(remaining * 1000)))
+                except RedisError as exc:
+                    raise ApiError(503, f"lost the engine's output stream: {exc}", code="engine_unavailable") from exc
+                for _stream, entries in reply or []:
+                    for entry_id, fields in entries:
+                        last_id = entry_id
+                        event = _parse(request_id, entry_id, fields)
+                        if isinstance(event, (FinalEvent, ErrorEvent)):
+                            finished = True
+                            await self._delete(key)
+                            yield event
+                            return
+                        yield event
+        finally:
+            if not finished:
+                # Timed out, failed or abandoned by the client. Deleting in the background: a
+                # cancelled task may not await here.
+                task = asyncio.get_running_loop().create_task(self._delete(key))
+                self._cleanups.add(task)
+                task.add_done_callback(self._cleanups.discard)
+
+    async def _delete(self, key: str) -> None:
+        try:
+            await self.redis.delete(key)
+        except RedisError:
+            log.warning("could not delete %s (it expires on its own)", key)
+
+
+def _parse(request_id: str, entry_id: str, fields: dict[str, str]) -> OutputEvent:
+    try:
+        return OutputEnvelope.model_validate_json(fields["event"]).event
+    except (KeyError, ValidationError) as exc:
+        log.error("malformed output event %s of %s: %s", entry_id, request_id, exc)
+        raise ApiError(502, f"the engine sent a malformed event for request {request_id}",
+                       code="bad_engine_event") from exc

@@ -1,0 +1,61 @@
+"""The gateway's Prometheus metrics, declared once (single-process: run one uvicorn worker)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+
+PREFIX = "augserve_gateway_"
+GENERATION_ROUTES = frozenset({"/v1/chat/completions", "/v1/completions"})
+
+REQUESTS = Counter(f"{PREFIX}requests_total", "HTTP requests by route and status", ["route", "status"])
+DURATION = Histogram(
+    f"{PREFIX}request_duration_seconds", "HTTP request duration until the last byte (streams included)",
+    ["route"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+TTFT = Histogram(
+    f"{PREFIX}time_to_first_token_seconds", "Arrival at the gateway to the first generated text",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+INFLIGHT = Gauge(f"{PREFIX}inflight_requests", "Completion requests being served (streams included)")
+
+
+class MetricsMiddleware:
+    """Pure ASGI (not BaseHTTPMiddleware): it must not buffer or break streaming responses.
+
+    The route label is the matched route's template, never the raw path (bounded cardinality).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        counted = scope["path"] in GENERATION_ROUTES
+        if counted:
+            INFLIGHT.inc()
+
+        async def send_wrapper(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                request_id = scope.get("state", {}).get("request_id")
+                if request_id:
+                    message.setdefault("headers", [])
+                    message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            if counted:
+                INFLIGHT.dec()
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            REQUESTS.labels(route=route, status=str(status)).inc()
+            DURATION.labels(route=route).observe(time.perf_counter() - started)

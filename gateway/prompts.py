@@ -1,0 +1,131 @@
+"""Requests -> prompt token ids: the chat template, tool declarations, forced tool calls.
+
+Tokenization runs on one dedicated thread: off the event loop (a 1 MiB prompt takes a while) and
+never concurrent on the shared tokenizer (fast tokenizers are not safe to drive from two threads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import TemplateError
+
+from common.schemas import API_KINDS
+from common.tool_format import CALL_CLOSE, CALL_OPEN, forced_call_prefix, tools_system_text
+from gateway.errors import ApiError
+from gateway.protocol import ChatCompletionRequest, ChatMessage, CompletionRequest, NamedToolChoice, ToolSpec
+
+SERVER_API_KINDS = frozenset(k for k in API_KINDS if k != "http")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    token_ids: list[int]
+    text: str | None = None
+    server_tools: list[str] = field(default_factory=list)
+    client_tools: list[str] = field(default_factory=list)
+    forced_tool: str | None = None
+
+
+@lru_cache(maxsize=4)
+def load_tokenizer(model_path: str) -> Any:
+    """Loaded once per folder and process (it takes seconds)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_path)
+
+
+def render_tool_call(name: str, arguments: str | dict[str, Any]) -> str:
+    """A past call, written the way the model writes one (see common.tool_format)."""
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except json.JSONDecodeError:
+            pass  # the model's own broken call, echoed back: keep it as it was
+    return f"{CALL_OPEN}\n{json.dumps({'name': name, 'arguments': arguments})}\n{CALL_CLOSE}"
+
+
+def _turn(message: ChatMessage) -> dict[str, str]:
+    role = "system" if message.role == "developer" else message.role
+    content = message.content or ""
+    if message.tool_calls:
+        calls = [render_tool_call(c.function.name, c.function.arguments) for c in message.tool_calls]
+        content = "\n".join(([content] if content else []) + calls)
+    return {"role": role, "content": content}
+
+
+def _forced_tool(req: ChatCompletionRequest, tools: list[ToolSpec]) -> ToolSpec | None:
+    choice = req.tool_choice
+    names = [t.function.name for t in tools]
+    if isinstance(choice, NamedToolChoice):
+        for tool in tools:
+            if tool.function.name == choice.function.name:
+                return tool
+        raise ApiError(400, f"tool_choice names function {choice.function.name!r}, which is not among the "
+                            f"declared tools {names}", code="invalid_tool_choice", param="tool_choice")
+    if choice == "required":
+        if len(tools) != 1:
+            raise ApiError(400, f'tool_choice "required" needs exactly one declared tool (got {len(tools)}); '
+                                "name the function to call instead", code="invalid_tool_choice", param="tool_choice")
+        return tools[0]
+    return None
+
+
+class PromptRenderer:
+    def __init__(self, model_path: Path, *, default_system: str, http_apis: set[str]) -> None:
+        self.tokenizer = load_tokenizer(str(model_path))
+        self.default_system = default_system
+        self.server_tool_names = SERVER_API_KINDS | http_apis
+        self.vocab_size = len(self.tokenizer)
+        eos = self.tokenizer.eos_token_id
+        self.eos_token_ids: list[int] = [] if eos is None else [eos]
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenizer")
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=False, cancel_futures=True)
+
+    async def chat(self, req: ChatCompletionRequest) -> Prompt:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self.render_chat, req)
+
+    async def completion(self, req: CompletionRequest) -> Prompt:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self.render_completion, req)
+
+    def render_chat(self, req: ChatCompletionRequest) -> Prompt:
+        tools = req.declared_tools()
+        forced = _forced_tool(req, tools)
+        turns = [_turn(m) for m in req.messages]
+        if tools:
+            listed = tools_system_text([t.model_dump(exclude_none=True) for t in tools])
+            if turns[0]["role"] == "system":
+                turns[0]["content"] += listed
+            else:
+                turns.insert(0, {"role": "system", "content": self.default_system + listed})
+        try:
+            text = self.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+        except TemplateError as exc:
+            raise ApiError(400, f"the chat template rejected the messages: {exc}", param="messages") from exc
+        if forced is not None:
+            text += forced_call_prefix(forced.function.name, forced.function.parameters)
+        names = [t.function.name for t in tools]
+        return Prompt(
+            token_ids=self.tokenizer.encode(text, add_special_tokens=False),
+            text=text,
+            server_tools=[n for n in names if n in self.server_tool_names],
+            client_tools=[n for n in names if n not in self.server_tool_names],
+            forced_tool=forced.function.name if forced else None,
+        )
+
+    def render_completion(self, req: CompletionRequest) -> Prompt:
+        if isinstance(req.prompt, str):
+            return Prompt(token_ids=self.tokenizer.encode(req.prompt, add_special_tokens=False), text=req.prompt)
+        bad = [t for t in req.prompt if not 0 <= t < self.vocab_size]
+        if bad:
+            raise ApiError(400, f"prompt token ids {bad[:5]} are outside the vocabulary [0, {self.vocab_size})",
+                           code="invalid_token_ids", param="prompt")
+        return Prompt(token_ids=list(req.prompt))

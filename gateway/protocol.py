@@ -1,0 +1,200 @@
+"""The OpenAI request bodies the gateway accepts, plus its extension fields.
+
+Extension fields (send them with the openai client's `extra_body`):
+- `plan` (common.schemas.Plan): scripted segments for benchmarks; max_tokens is then derived from
+  the plan (its generated tokens) and end-of-sequence is ignored.
+- `program_id` (str): groups the requests of one agent program/session for program-aware routing
+  and scheduling; the `X-Program-Id` header is used when the body has none.
+- `ignore_eos` (bool): keep generating past end-of-sequence (the engine gets no stop token ids).
+
+Unknown top-level fields are ignored (clients send many optional OpenAI fields); the known ones the
+engine cannot honour are refused when they would change the result (n > 1, stop strings).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from common.schemas import Plan
+
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+def _text_of_parts(value: Any) -> Any:
+    """Content given as [{"type": "text", "text": ...}, ...] is joined into one string."""
+    if not isinstance(value, list):
+        return value
+    texts = []
+    for i, part in enumerate(value):
+        if not (isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)):
+            kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+            raise ValueError(f'content part {i} must be {{"type": "text", "text": <string>}} '
+                             f"(got {kind!r}; only text parts are supported)")
+        texts.append(part["text"])
+    return "\n".join(texts)
+
+
+class FunctionCall(Wire):
+    name: str
+    arguments: str | dict[str, Any] = "{}"
+
+
+class MessageToolCall(Wire):
+    id: str = ""
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class ChatMessage(Wire):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | None = None
+    name: str | None = None
+    tool_calls: list[MessageToolCall] | None = None
+    tool_call_id: str | None = None
+
+    _parts = field_validator("content", mode="before")(_text_of_parts)
+
+    @model_validator(mode="after")
+    def _content_needed(self) -> ChatMessage:
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only assistant messages may carry tool_calls")
+        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+            raise ValueError(f"a {self.role} message needs content")
+        return self
+
+
+class FunctionSpec(Wire):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, name: str) -> str:
+        if not TOOL_NAME.match(name):
+            raise ValueError(f"tool name {name!r} must be 1-64 letters, digits, '_', '.' or '-'")
+        return name
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameters_object(cls, parameters: dict[str, Any] | None) -> dict[str, Any] | None:
+        if parameters is not None and parameters.get("type", "object") != "object":
+            raise ValueError('parameters must be a JSON Schema of type "object"')
+        return parameters
+
+
+class ToolSpec(Wire):
+    type: Literal["function"]
+    function: FunctionSpec
+
+
+class NamedFunction(Wire):
+    name: str
+
+
+class NamedToolChoice(Wire):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
+
+
+class StreamOptions(Wire):
+    include_usage: bool = False
+
+
+class GenerationFields(Wire):
+    """Fields /v1/chat/completions and /v1/completions share."""
+
+    model: str
+    max_tokens: Annotated[int, Field(ge=1)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(gt=0, le=1)] | None = None
+    seed: int | None = None
+    n: Literal[1] | None = None
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    # Accepted for compatibility, not applied by the engine.
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    user: str | None = None
+    # Extensions.
+    plan: Plan | None = None
+    program_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    ignore_eos: bool = False
+
+    @field_validator("stop")
+    @classmethod
+    def _no_stop_strings(cls, stop: str | list[str] | None) -> None:
+        if stop:
+            raise ValueError("stop strings are not supported by this server")
+        return None
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+class ChatCompletionRequest(GenerationFields):
+    messages: Annotated[list[ChatMessage], Field(min_length=1)]
+    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    tools: list[ToolSpec] | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+
+    @field_validator("tools")
+    @classmethod
+    def _unique_names(cls, tools: list[ToolSpec] | None) -> list[ToolSpec] | None:
+        seen: set[str] = set()
+        for tool in tools or []:
+            if tool.function.name in seen:
+                raise ValueError(f"duplicate tool name {tool.function.name!r}: tool names must be unique")
+            seen.add(tool.function.name)
+        return tools
+
+    @property
+    def requested_max_tokens(self) -> int | None:
+        return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
+    def declared_tools(self) -> list[ToolSpec]:
+        """The tools the model is told about: none at all under tool_choice "none"."""
+        return [] if self.tool_choice == "none" else list(self.tools or [])
+
+
+class CompletionRequest(GenerationFields):
+    prompt: str | list[int] | list[str] | list[list[int]]
+    echo: bool = False
+    suffix: str | None = None
+    logprobs: int | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _one_prompt(cls, prompt: Any) -> str | list[int]:
+        if isinstance(prompt, list) and prompt and isinstance(prompt[0], (str, list)):
+            if len(prompt) != 1:
+                raise ValueError(f"batched prompts are not supported: send one prompt per request (got {len(prompt)})")
+            prompt = prompt[0]
+        if not prompt:
+            raise ValueError("prompt is empty")
+        return prompt
+
+    @field_validator("echo", "suffix", "logprobs")
+    @classmethod
+    def _unsupported(cls, value: Any, info: Any) -> Any:
+        if value:
+            raise ValueError(f"{info.field_name} is not supported by this server")
+        return value
+
+    @property
+    def requested_max_tokens(self) -> int | None:
+        return self.max_tokens

@@ -1,0 +1,129 @@
+"""The stack's services as processes, in start order: the single definition `make run`, the
+tests and the benchmark use (docker-compose.yml runs the same commands in containers)."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from common.names import WORKERS_HASH
+from stack.processes import Service, port_open, python_module
+from stack.redis_server import redis_url, start_redis
+
+# The port map (README "Ports"): gateway 8000, engine worker metrics 8001, estimator 8002,
+# executor metrics 8003, Redis 6379.
+GATEWAY_PORT, ENGINE_METRICS_PORT, ESTIMATOR_PORT, EXECUTOR_METRICS_PORT, REDIS_PORT = 8000, 8001, 8002, 8003, 6379
+
+
+@dataclass
+class StackConfig:
+    model_path: str
+    state_dir: Path
+    gateway_port: int = GATEWAY_PORT
+    engine_metrics_port: int = ENGINE_METRICS_PORT
+    estimator_port: int = ESTIMATOR_PORT
+    executor_metrics_port: int = EXECUTOR_METRICS_PORT
+    redis_port: int = REDIS_PORT
+    time_scale: float = 1.0
+    executor_concurrency: int = 2
+    worker_env: dict[str, str] = field(default_factory=dict)
+    """Extra AUGSERVE_* settings of the engine worker (KV pool size, policy, ...)."""
+    gateway_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def redis_url(self) -> str:
+        return redis_url(self.redis_port)
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def common_env(self) -> dict[str, str]:
+        return {
+            "AUGSERVE_REDIS_URL": self.redis_url, "AUGSERVE_TIME_SCALE": str(self.time_scale),
+            "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+        }
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def executor_service(cfg: StackConfig) -> Service:
+    return python_module(
+        "api-executor", "celery", "-A", "api_executor.celery_app", "worker", "-Q", "api",
+        "--pool", "prefork", "--concurrency", str(cfg.executor_concurrency), "--loglevel", "INFO",
+        "--hostname", f"executor-{cfg.gateway_port}@%h",
+        env={**cfg.common_env(), "AUGSERVE_EXECUTOR_METRICS_PORT": str(cfg.executor_metrics_port)},
+    )
+
+
+def estimator_service(cfg: StackConfig) -> Service:
+    return python_module("estimator", "estimator", env={**cfg.common_env(), "AUGSERVE_ESTIMATOR_PORT": str(cfg.estimator_port)})
+
+
+def engine_service(cfg: StackConfig, worker_id: str = "engine-0") -> Service:
+    env = {
+        **cfg.common_env(), "AUGSERVE_MODEL_PATH": cfg.model_path, "AUGSERVE_WORKER_ID": worker_id,
+        "AUGSERVE_METRICS_PORT": str(cfg.engine_metrics_port), **cfg.worker_env,
+    }
+    return python_module(worker_id, "engine_worker", env=env)
+
+
+def gateway_service(cfg: StackConfig) -> Service:
+    env = {**cfg.common_env(), "AUGSERVE_MODEL_PATH": cfg.model_path, "AUGSERVE_PORT": str(cfg.gateway_port), **cfg.gateway_env}
+    return python_module("gateway", "gateway", env=env)
+
+
+class Stack:
+    """Starts every service (each waited on until it answers) and stops them in reverse."""
+
+    def __init__(self, cfg: StackConfig, progress=print):
+        self.cfg = cfg
+        self.services: list[Service] = []
+        self._progress = progress
+
+    def _step(self, service: Service, ready, timeout_s: float, what: str) -> Service:
+        started = time.monotonic()
+        self._progress(f"  starting {service.name} ...")
+        service.start(self.cfg.state_dir / "logs")
+        self.services.append(service)
+        service.wait_until(ready, timeout_s, what)
+        self._progress(f"  {service.name} ready ({time.monotonic() - started:.1f}s, log: {service.log_path})")
+        return service
+
+    def start(self) -> Stack:
+        cfg = self.cfg
+        try:
+            self._progress(f"  starting redis on 127.0.0.1:{cfg.redis_port} ...")
+            self.services.append(start_redis(cfg.redis_port, cfg.state_dir / "redis", cfg.state_dir / "logs"))
+            self._step(executor_service(cfg), lambda: port_open(cfg.executor_metrics_port), 60, "metrics port")
+            self._step(estimator_service(cfg), lambda: _http_ok(f"http://127.0.0.1:{cfg.estimator_port}/health"), 60, "/health")
+            client = redis.Redis.from_url(cfg.redis_url)
+            self._step(engine_service(cfg), lambda: client.hexists(WORKERS_HASH, "engine-0"), 300, "heartbeat")
+            self._step(gateway_service(cfg), lambda: _http_ok(f"{cfg.gateway_url}/health"), 120, "/health")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def dead(self) -> list[Service]:
+        return [s for s in self.services if not s.alive()]
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+        self.services.clear()
+
+    def worker_status(self) -> dict:
+        raw = redis.Redis.from_url(self.cfg.redis_url).hget(WORKERS_HASH, "engine-0")
+        return json.loads(raw) if raw else {}

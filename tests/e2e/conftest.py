@@ -1,0 +1,40 @@
+"""The whole stack as real processes: Redis, Celery executor, estimator, vLLM engine worker on
+the default model (SmolLM2-135M-Instruct), gateway over HTTP. Started once per test session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from stack.models import build_default
+from stack.processes import free_port
+from stack.services import Stack, StackConfig
+
+TIME_SCALE = 0.02
+"""Stand-in APIs (chatbot, image, tts) wait 2% of their trace durations in these tests."""
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    cfg = StackConfig(
+        model_path=str(build_default()), state_dir=tmp_path_factory.mktemp("stack"),
+        gateway_port=free_port(), engine_metrics_port=free_port(), estimator_port=free_port(),
+        executor_metrics_port=free_port(), redis_port=free_port(), time_scale=TIME_SCALE,
+        executor_concurrency=2, worker_env={"AUGSERVE_API_CALL_TIMEOUT_S": "30"},
+    )
+    running = Stack(cfg).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway_url(stack) -> str:
+    return stack.cfg.gateway_url
+
+
+@pytest.fixture(scope="session")
+def model_path(stack) -> str:
+    return stack.cfg.model_path
