@@ -1,0 +1,89 @@
+"""What each paused request's KV gets this iteration: preserve, discard or swap.
+
+Policies are registered by name (a `Literal` config field selects one): adding one adds a
+function here, not a branch in the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from engine_worker.policies import waste
+from engine_worker.policies.cost_model import CostModel
+
+Strategy = Literal["preserve", "discard", "swap"]
+
+
+@dataclass(frozen=True)
+class PausedRequest:
+    request_id: str
+    context_tokens: int
+    expected_duration_s: float
+    """Duration used in the preserve waste (elapsed, history-conditional or oracle estimate)."""
+    cached_tokens: int = 0
+    """Tokens of its context expected to survive in the prefix cache if discarded."""
+
+
+@dataclass(frozen=True)
+class BatchState:
+    running_context_tokens: int
+    """Context tokens of the requests running this iteration (C_batch)."""
+    swap_budget_tokens: int
+    """Tokens the swap path may move this iteration (shared by out and in)."""
+
+
+@dataclass(frozen=True)
+class Handling:
+    request_id: str
+    strategy: Strategy
+    waste_preserve: float
+    waste_discard: float
+    waste_swap: float
+
+
+def _figures(p: PausedRequest, batch: BatchState, cm: CostModel) -> tuple[float, float, float]:
+    others = batch.running_context_tokens
+    return (
+        waste.preserve(p.expected_duration_s, p.context_tokens, cm),
+        waste.chunked_discard(p.context_tokens, others, cm, cached=p.cached_tokens),
+        waste.swap(p.context_tokens, batch.running_context_tokens + p.context_tokens, cm),
+    )
+
+
+def infercept(paused: list[PausedRequest], batch: BatchState, cm: CostModel) -> list[Handling]:
+    """The paper's rule: sort by min(preserve, chunked discard) descending; swap out in that order
+    while the swap budget lasts; the rest discard if that wastes less, else preserve."""
+    scored = [(p, *_figures(p, batch, cm)) for p in paused]
+    scored.sort(key=lambda s: (-min(s[1], s[2]), s[0].request_id))
+    budget = batch.swap_budget_tokens
+    out: list[Handling] = []
+    for p, wp, wd, ws in scored:
+        # Pipelined, budgeted swap overlaps compute, so within budget it beats both (the paper).
+        if p.context_tokens <= budget:
+            budget -= p.context_tokens
+            strategy: Strategy = "swap"
+        else:
+            strategy = "discard" if wd < wp else "preserve"
+        out.append(Handling(p.request_id, strategy, wp, wd, ws))
+    return out
+
+
+def _always(strategy: Strategy) -> Callable[[list[PausedRequest], BatchState, CostModel], list[Handling]]:
+    def policy(paused: list[PausedRequest], batch: BatchState, cm: CostModel) -> list[Handling]:
+        return [Handling(p.request_id, strategy, *_figures(p, batch, cm)) for p in paused]
+
+    policy.__name__ = f"always_{strategy}"
+    return policy
+
+
+PolicyName = Literal["infercept", "vllm", "improved-discard", "preserve", "swap"]
+
+POLICIES: dict[str, Callable[[list[PausedRequest], BatchState, CostModel], list[Handling]]] = {
+    "infercept": infercept,
+    "vllm": _always("discard"),  # and re-queued at the back as a new request (queue order)
+    "improved-discard": _always("discard"),  # re-queued at the front (original arrival order)
+    "preserve": _always("preserve"),
+    "swap": _always("swap"),
+}

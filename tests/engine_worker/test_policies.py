@@ -1,0 +1,81 @@
+"""The waste equations and handling policies, alone (no engine)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engine_worker.policies import waste
+from engine_worker.policies.cost_model import GPTJ_A100, CostModel
+from engine_worker.policies.handling import POLICIES, BatchState, PausedRequest, infercept
+
+CM = CostModel(fwd_s_per_token=1e-4, fwd_base_s=1e-2, swap_s_per_token=1e-5, kv_bytes_per_token=1000,
+               saturation_tokens=100)
+
+
+@pytest.mark.parametrize(("duration", "context", "expected"), [(2.0, 100, 2.0 * 100 * 1000), (0.0, 500, 0.0)])
+def test_preserve_waste_is_duration_times_kv(duration, context, expected):
+    assert waste.preserve(duration, context, CM) == pytest.approx(expected)
+
+
+def test_discard_waste_counts_the_stalled_others():
+    t = 1e-4 * 200 + 1e-2
+    assert waste.discard(200, 300, CM) == pytest.approx(t * 200 * 1000 + t * 300 * 1000)
+
+
+def test_chunked_discard_halves_own_waste_and_splits_the_stall():
+    own = (1e-4 * 250 + 1e-2) * 250 * 1000 / 2
+    stall = 3 * (1e-4 * (250 / 3) + 1e-2) * 400 * 1000  # 3 chunks of <= S=100 tokens
+    assert waste.chunked_discard(250, 400, CM) == pytest.approx(own + stall)
+
+
+def test_prefix_cached_tokens_are_not_recomputed():
+    assert waste.chunked_discard(300, 100, CM, cached=300) == 0.0
+    assert waste.chunked_discard(300, 100, CM, cached=200) == pytest.approx(waste.chunked_discard(100, 100, CM))
+
+
+def test_swap_waste_is_two_copies_times_the_batch():
+    assert waste.swap(100, 1000, CM) == pytest.approx(2 * 1e-5 * 100 * 1000 * 1000)
+
+
+def test_gptj_swap_budget_matches_the_paper():
+    assert GPTJ_A100.swap_budget_tokens(384) == pytest.approx(605, abs=1)
+
+
+def test_infercept_swaps_the_costliest_within_budget_then_picks_the_cheaper():
+    paused = [
+        PausedRequest("long-call", 500, expected_duration_s=30.0),   # huge preserve waste
+        PausedRequest("short-call", 500, expected_duration_s=0.0001),  # preserve is ~free
+        PausedRequest("mid", 400, expected_duration_s=5.0),
+    ]
+    decisions = {d.request_id: d for d in infercept(paused, BatchState(2000, swap_budget_tokens=600), CM)}
+    assert decisions["long-call"].strategy == "swap"  # costliest first, fits the budget
+    assert decisions["short-call"].strategy == "preserve"
+    assert decisions["mid"].strategy == "discard"  # no budget left; discard wastes less than 5 s idle
+    assert decisions["mid"].waste_discard < decisions["mid"].waste_preserve
+
+
+paused_lists = st.lists(
+    st.builds(PausedRequest, request_id=st.uuids().map(str), context_tokens=st.integers(1, 4000),
+              expected_duration_s=st.floats(0, 120), cached_tokens=st.integers(0, 4000)),
+    max_size=30, unique_by=lambda p: p.request_id)
+
+
+@given(paused_lists, st.integers(0, 20000), st.integers(0, 5000))
+def test_infercept_respects_the_swap_budget_and_decides_each_request_once(paused, running, budget):
+    decisions = infercept(paused, BatchState(running, budget), CM)
+    assert sorted(d.request_id for d in decisions) == sorted(p.request_id for p in paused)
+    by_id = {p.request_id: p for p in paused}
+    assert sum(by_id[d.request_id].context_tokens for d in decisions if d.strategy == "swap") <= budget
+    for d in decisions:
+        if d.strategy == "discard":
+            assert d.waste_discard < d.waste_preserve
+        if d.strategy == "preserve":
+            assert d.waste_preserve <= d.waste_discard
+
+
+@given(paused_lists)
+def test_fixed_policies_choose_their_strategy_for_everyone(paused):
+    for name, strategy in [("preserve", "preserve"), ("swap", "swap"), ("vllm", "discard"), ("improved-discard", "discard")]:
+        assert {d.strategy for d in POLICIES[name](paused, BatchState(100, 0), CM)} <= {strategy}
