@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import MaxConnectionsError, RedisError
 
 from common.names import ENGINE_REQUEST_STREAM, output_stream
 from common.schemas import EngineRequest, ErrorEvent, FinalEvent, OutputEnvelope, OutputEvent
@@ -53,7 +53,11 @@ class EngineClient:
                     raise ApiError(504, f"no response from the engine within {timeout_s:g}s (request {request_id})",
                                    code="timeout")
                 try:
-                    reply = await self.redis.xread({key: last_id}, count=READ_BATCH, block=max(1, int(remaining * 1000)))
+                    reply = await self.redis.xread({key: last_id}, count=READ_BATCH,
+                                                   block=max(1, int(remaining * 1000)))
+                except MaxConnectionsError as exc:
+                    raise ApiError(503, "the gateway is at its limit of concurrent requests "
+                                        "(AUGSERVE_REDIS_MAX_CONNECTIONS)", code="gateway_overloaded") from exc
                 except RedisError as exc:
                     raise ApiError(503, f"lost the engine's output stream: {exc}", code="engine_unavailable") from exc
                 for _stream, entries in reply or []:

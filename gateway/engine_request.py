@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 from common.schemas import EngineRequest, SamplingConfig
 from gateway.errors import ApiError
 from gateway.prompts import Prompt
 from gateway.protocol import GenerationFields
-
-
-def new_request_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex}"
 
 
 def _too_long(message: str, param: str) -> ApiError:

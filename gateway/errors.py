@@ -8,17 +8,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
 
-_TYPES = {401: "authentication_error", 404: "invalid_request_error", 413: "invalid_request_error"}
-
-
 def error_type(status: int) -> str:
-    if status in _TYPES:
-        return _TYPES[status]
+    if status == 401:
+        return "authentication_error"
     return "invalid_request_error" if status < 500 else "server_error"
 
 
@@ -48,10 +44,11 @@ def error_body(status: int, message: str, *, code: str | None = None, param: str
 def _is_union_tag(part: object) -> bool:
     """Pydantic puts union member names ('str', 'list[Part]', 'NamedToolChoice') in locations.
 
-Field names of the wire schemas are lower-case identifiers, so these never hide a field.
-"""
+    Field names of the wire schemas are lower-case identifiers, so this never hides a field.
+    """
     return isinstance(part, str) and (
-        any(c in part for c in "[](),") or part in {"str", "int", "float", "bool"} or part[:1].isupper()
+        any(c in part for c in "[](),") or part in {"str", "int", "float", "bool"}
+        or (part[:1].isupper() and part.isidentifier())  # a class name; header names have dashes
     )
 
 
@@ -86,10 +83,6 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _request_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         return validation_error(list(exc.errors()), strip_prefix=("body",)).response()
-
-    @app.exception_handler(ValidationError)
-    async def _pydantic_validation(_: Request, exc: ValidationError) -> JSONResponse:
-        return validation_error(list(exc.errors())).response()
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

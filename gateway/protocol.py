@@ -6,6 +6,8 @@ Extension fields (send them with the openai client's `extra_body`):
 - `program_id` (str): groups the requests of one agent program/session for program-aware routing
   and scheduling; the `X-Program-Id` header is used when the body has none.
 - `ignore_eos` (bool): keep generating past end-of-sequence (the engine gets no stop token ids).
+- `return_token_ids` (bool): the response also carries `prompt_token_ids` (top level: the prompt as
+  the engine got it) and `choices[0].token_ids` (every generated token, over all segments).
 
 Unknown top-level fields are ignored (clients send many optional OpenAI fields); the known ones the
 engine cannot honour are refused when they would change the result (n > 1, stop strings).
@@ -132,6 +134,7 @@ class GenerationFields(Wire):
     plan: Plan | None = None
     program_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
     ignore_eos: bool = False
+    return_token_ids: bool = False
 
     @field_validator("stop")
     @classmethod

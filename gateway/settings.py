@@ -35,6 +35,9 @@ class GatewaySettings(CommonSettings):
     """max_tokens when the request sets none (cut to what fits in max_model_len)."""
     default_system_prompt: str = SMOLLM_DEFAULT_SYSTEM
     """The chat template's own default system text, kept when tools add a system turn."""
+    redis_max_connections: Annotated[int, Field(ge=8, le=100_000)] = 4096
+    """Each in-flight request holds one connection while it waits on its output (XREAD BLOCK), so
+    this caps concurrent requests; past it a request gets a 503 (redis-py's default is only 100)."""
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
     @field_validator("api_keys", mode="before")

@@ -106,9 +106,10 @@ def _eval(node: ast.AST) -> Number:
 
 
 def _call(node: ast.Call) -> Number:
-    if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCTIONS:
-        name = node.func.id if isinstance(node.func, ast.Name) else type(node.func).__name__
-        raise ToolError(f"unknown function {name!r} (allowed: {', '.join(_FUNCTIONS)})")
+    if not isinstance(node.func, ast.Name):
+        raise ToolError(f"unsupported syntax: call of {type(node.func).__name__}")
+    if node.func.id not in _FUNCTIONS:
+        raise ToolError(f"unknown function {node.func.id!r} (allowed: {', '.join(_FUNCTIONS)})")
     if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
         raise ToolError(f"{node.func.id}() takes positional arguments only")
     fn, lo, hi = _FUNCTIONS[node.func.id]

@@ -1,0 +1,50 @@
+"""The executor's Celery app: Redis broker, JSON only, late acks, no result backend.
+
+Start a worker (from the repository root, with the stack's env, e.g. AUGSERVE_REDIS_URL):
+
+    python -m celery -A api_executor.celery_app worker -Q api --pool prefork --concurrency 8
+
+Results travel by message (XADD to the caller's reply stream), never through a Celery backend.
+Late acks + reject-on-worker-lost mean a call whose worker dies is run again; delivery is
+idempotent by call_id (api_executor.delivery), so the caller still gets exactly one result.
+The visibility timeout is far above any task's hard limit plus the longest delivery countdown,
+so messages that are merely waiting (stand-in deliveries held with a countdown) are never handed
+out twice. Metrics: set AUGSERVE_EXECUTOR_METRICS_PORT to serve /metrics from the main process.
+"""
+
+from __future__ import annotations
+
+from api_executor import metrics  # first: it may set PROMETHEUS_MULTIPROC_DIR before prometheus_client loads
+
+from typing import Any  # noqa: E402
+
+from celery import Celery, signals  # noqa: E402
+
+from api_executor.settings import ExecutorSettings  # noqa: E402
+from common.names import CELERY_QUEUE  # noqa: E402
+
+settings = ExecutorSettings()
+
+app = Celery("api_executor", broker=settings.redis_url, include=["api_executor.tasks"])
+app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,
+    result_backend=None,
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_default_queue=CELERY_QUEUE,
+    task_routes={"api.*": {"queue": CELERY_QUEUE}},
+    broker_transport_options={"visibility_timeout": settings.executor_visibility_timeout_s},
+    broker_connection_retry_on_startup=True,
+    task_soft_time_limit=settings.executor_soft_time_limit_s,
+    task_time_limit=settings.executor_time_limit_s,
+)
+
+
+@signals.worker_init.connect
+def _serve_metrics(**_: Any) -> None:
+    if settings.executor_metrics_port:
+        metrics.serve(settings.executor_metrics_port)

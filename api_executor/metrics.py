@@ -1,0 +1,77 @@
+"""The executor's Prometheus metrics, all declared here (prefix augserve_executor_).
+
+Calls run in prefork pool processes while /metrics is served by the worker's main process, so the
+values must be shared: prometheus_client's multiprocess mode, which reads PROMETHEUS_MULTIPROC_DIR
+when it is first imported. If the metrics port is set and that variable is not, this module makes
+a fresh temporary directory for it, before importing prometheus_client; so import this module
+before anything else that imports prometheus_client (celery_app.py does). An operator-provided
+directory must be emptied before the worker starts (prometheus_client's rule).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import shutil
+import sys
+import tempfile
+
+from api_executor.settings import ExecutorSettings
+
+log = logging.getLogger(__name__)
+
+
+def _prepare_multiprocess_dir() -> None:
+    if not ExecutorSettings().executor_metrics_port or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    if "prometheus_client" in sys.modules:
+        log.warning("prometheus_client was imported before api_executor.metrics: metrics of pool "
+                    "processes will not be visible; set PROMETHEUS_MULTIPROC_DIR")
+        return
+    path = tempfile.mkdtemp(prefix="augserve-executor-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    owner = os.getpid()
+    # Only the process that made it removes it: forked pool processes inherit atexit handlers.
+    atexit.register(lambda: os.getpid() == owner and shutil.rmtree(path, ignore_errors=True))
+
+
+_prepare_multiprocess_dir()
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server  # noqa: E402
+from prometheus_client import multiprocess  # noqa: E402
+
+CALLS = Counter(
+    "augserve_executor_calls_total", "API calls whose result was delivered, by outcome (ok, error, timeout)",
+    ["api", "outcome"])
+DUPLICATES = Counter(
+    "augserve_executor_duplicate_deliveries_total", "Results not delivered because their call_id already was",
+    ["api"])
+RETRIES = Counter("augserve_executor_retries_total", "Retries of calls after a transient error", ["api"])
+CALL_DURATION = Histogram(
+    "augserve_executor_call_duration_seconds", "Duration of delivered API calls, first start to result",
+    ["api"], buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 45, 60, 120))
+
+
+def observe_call(api: str, outcome: str, duration_s: float) -> None:
+    CALLS.labels(api=api, outcome=outcome).inc()
+    CALL_DURATION.labels(api=api).observe(duration_s)
+
+
+def count_duplicate(api: str) -> None:
+    DUPLICATES.labels(api=api).inc()
+
+
+def count_retry(api: str) -> None:
+    RETRIES.labels(api=api).inc()
+
+
+def serve(port: int, host: str = "0.0.0.0") -> None:
+    """Serves /metrics from this (the worker's main) process, aggregating all pool processes."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    start_http_server(port, addr=host, registry=registry)
+    log.info("executor metrics on http://%s:%d/metrics", host, port)

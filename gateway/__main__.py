@@ -1,0 +1,28 @@
+"""`python -m gateway`: serves the gateway with uvicorn, configured from AUGSERVE_* variables."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+from pydantic import ValidationError
+
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+
+
+def main() -> int:
+    try:
+        settings = GatewaySettings()
+    except ValidationError as exc:
+        print(f"gateway: bad configuration:\n{exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One process: the Prometheus metrics live in this process's memory.
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""The gateway's FastAPI application: create_app(settings) wires settings, resources and routes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from redis.asyncio import Redis
+
+from gateway import errors
+from gateway.deps import require_api_key
+from gateway.engine import EngineClient
+from gateway.metrics import MetricsMiddleware
+from gateway.prompts import PromptRenderer
+from gateway.routes import health, metrics, v1
+from gateway.settings import GatewaySettings
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The tokenizer loads here, once: a missing or broken model folder stops the start.
+        renderer = PromptRenderer(settings.model_path, default_system=settings.default_system_prompt,
+                                  http_apis=set(settings.http_apis))
+        redis = Redis.from_url(settings.redis_url, decode_responses=True,
+                               max_connections=settings.redis_max_connections)
+        app.state.renderer = renderer
+        app.state.redis = redis
+        app.state.engine = EngineClient(redis)
+        app.state.created = int(time.time())
+        try:
+            yield
+        finally:
+            await redis.aclose()
+            renderer.close()
+
+    app = FastAPI(title="augserve gateway", summary="OpenAI-compatible gateway of the augserve stack",
+                  lifespan=lifespan)
+    app.state.settings = settings
+    errors.install(app)
+    app.add_middleware(MetricsMiddleware)
+    app.include_router(v1, prefix="/v1", dependencies=[Depends(require_api_key)])
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    return app

@@ -1,0 +1,32 @@
+"""The flow both completion routes share: admit, submit to the engine, relay its events."""
+
+from __future__ import annotations
+
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from gateway.deps import Ticket
+from gateway.engine import EngineClient
+from gateway.engine_request import admitted_max_tokens, build_engine_request
+from gateway.prompts import Prompt, PromptRenderer
+from gateway.protocol import GenerationFields
+from gateway.relay import respond
+from gateway.responses import Exchange, ResponseFormat
+from gateway.settings import GatewaySettings
+
+
+async def generate(*, ticket: Ticket, body: GenerationFields, prompt: Prompt, prompt_param: str,
+                   fmt: ResponseFormat, engine: EngineClient, renderer: PromptRenderer,
+                   settings: GatewaySettings, program_id: str | None,
+                   traceparent: str | None) -> JSONResponse | StreamingResponse:
+    max_tokens = admitted_max_tokens(body, len(prompt.token_ids), max_model_len=settings.max_model_len,
+                                     default_max_tokens=settings.default_max_tokens, prompt_param=prompt_param)
+    request = build_engine_request(request_id=ticket.request_id, body=body, prompt=prompt, max_tokens=max_tokens,
+                                   eos_token_ids=renderer.eos_token_ids, program_id=program_id,
+                                   traceparent=traceparent)
+    await engine.submit(request)
+    return await respond(
+        engine.events(ticket.request_id, settings.request_timeout_s), fmt,
+        Exchange(request_id=ticket.request_id, model=settings.model_id, created=ticket.created,
+                 prompt_token_ids=prompt.token_ids if body.return_token_ids else None),
+        stream=body.stream, include_usage=body.include_usage, started=ticket.started,
+    )

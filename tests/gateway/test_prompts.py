@@ -1,0 +1,113 @@
+"""Chat templating: the prompt text the gateway renders (tools, tool loops, content parts)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from common.tool_format import forced_call_prefix, parse_tool_call, tools_system_text
+from gateway.errors import ApiError
+from gateway.prompts import PromptRenderer
+from gateway.protocol import ChatCompletionRequest
+from gateway.settings import SMOLLM_DEFAULT_SYSTEM
+from tests.gateway.conftest import MODEL
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+                                             "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                            "required": ["city"]}}}
+
+
+@pytest.fixture(scope="module")
+def renderer(tiny_model) -> PromptRenderer:
+    r = PromptRenderer(tiny_model, default_system=SMOLLM_DEFAULT_SYSTEM, http_apis={"lookup"})
+    yield r
+    r.close()
+
+
+def render(renderer, messages, **fields):
+    return renderer.render_chat(ChatCompletionRequest.model_validate({"model": MODEL, "messages": messages, **fields}))
+
+
+def test_plain_chat_uses_the_template_default_system(renderer, tokenizer):
+    prompt = render(renderer, [{"role": "user", "content": "Hi"}])
+    assert prompt.text == (f"<|im_start|>system\n{SMOLLM_DEFAULT_SYSTEM}<|im_end|>\n"
+                           "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+    assert prompt.token_ids == tokenizer.encode(prompt.text, add_special_tokens=False)
+
+
+def test_tools_are_appended_to_the_clients_system_message(renderer):
+    prompt = render(renderer, [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+                    tools=[WEATHER])
+    assert prompt.text.startswith("<|im_start|>system\nBe brief." + tools_system_text([WEATHER]) + "<|im_end|>\n")
+    assert SMOLLM_DEFAULT_SYSTEM not in prompt.text and prompt.text.count("<|im_start|>system") == 1
+
+
+def test_tools_get_a_system_message_with_the_default_text(renderer):
+    prompt = render(renderer, [{"role": "user", "content": "Hi"}], tools=[WEATHER])
+    assert prompt.text.startswith(f"<|im_start|>system\n{SMOLLM_DEFAULT_SYSTEM}" + tools_system_text([WEATHER]))
+
+
+def test_developer_role_is_a_system_turn_and_content_parts_join(renderer):
+    prompt = render(renderer, [{"role": "developer", "content": [{"type": "text", "text": "Rule one."}]},
+                               {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}])
+    assert "<|im_start|>system\nRule one.<|im_end|>" in prompt.text
+    assert "<|im_start|>user\na\nb<|im_end|>" in prompt.text
+
+
+def test_client_tool_loop_renders_calls_and_results(renderer):
+    messages = [
+        {"role": "user", "content": "Weather in Paris and Oslo?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+            {"id": "c2", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "Sunny"},
+        {"role": "tool", "tool_call_id": "c2", "content": [{"type": "text", "text": "Rain"}]},
+        {"role": "assistant", "content": "Checking.", "tool_calls": [
+            {"id": "c3", "type": "function", "function": {"name": "get_weather", "arguments": "not json"}}]},
+    ]
+    prompt = render(renderer, messages, tools=[WEATHER])
+    paris = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    oslo = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
+    assert f"<|im_start|>assistant\n{paris}\n{oslo}<|im_end|>\n" in prompt.text
+    assert "<|im_start|>tool\nSunny<|im_end|>\n<|im_start|>tool\nRain<|im_end|>\n" in prompt.text
+    assert ('<|im_start|>assistant\nChecking.\n<tool_call>\n{"name": "get_weather", "arguments": "not json"}'
+            "\n</tool_call><|im_end|>") in prompt.text
+    assert prompt.text.endswith("<|im_start|>assistant\n")
+    # What the gateway renders is what the engine parses back.
+    turn = prompt.text.split("<|im_start|>assistant\n")[1]
+    assert parse_tool_call(turn) == ("get_weather", {"city": "Paris"})
+
+
+def test_forced_tool_prefix_follows_the_generation_prompt(renderer):
+    prompt = render(renderer, [{"role": "user", "content": "Hi"}], tools=[WEATHER],
+                    tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    prefix = forced_call_prefix("get_weather", WEATHER["function"]["parameters"])
+    assert prompt.text.endswith("<|im_start|>assistant\n" + prefix) and prompt.forced_tool == "get_weather"
+    assert prefix.endswith('{"city": "')
+
+
+def test_required_with_one_tool_forces_it(renderer):
+    prompt = render(renderer, [{"role": "user", "content": "Hi"}], tools=[WEATHER], tool_choice="required")
+    assert prompt.forced_tool == "get_weather"
+
+
+def test_server_and_client_tools(renderer):
+    tools = [WEATHER] + [{"type": "function", "function": {"name": n}} for n in
+                         ("calculator", "qa", "ve", "chatbot", "image", "tts", "http", "lookup")]
+    prompt = render(renderer, [{"role": "user", "content": "Hi"}], tools=tools)
+    assert prompt.server_tools == ["calculator", "qa", "ve", "chatbot", "image", "tts", "lookup"]
+    assert prompt.client_tools == ["get_weather", "http"]  # "http" is a kind, not a tool name
+
+
+def test_undeclared_forced_tool_is_refused(renderer):
+    with pytest.raises(ApiError) as info:
+        render(renderer, [{"role": "user", "content": "Hi"}], tools=[WEATHER],
+               tool_choice={"type": "function", "function": {"name": "calculator"}})
+    assert info.value.status == 400 and "'calculator'" in info.value.message
+
+
+def test_tool_dicts_render_as_declared(renderer):
+    prompt = render(renderer, [{"role": "user", "content": "Hi"}], tools=[WEATHER])
+    listed = prompt.text.split("<tools>\n")[1].split("\n</tools>")[0]
+    assert json.loads(listed) == WEATHER

@@ -1,0 +1,205 @@
+"""Every bad input: its status, OpenAI's error shape, a message naming the problem, and nothing
+queued for the engine."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.gateway.conftest import MAX_MODEL_LEN, MODEL, assert_openai_error
+
+pytestmark = pytest.mark.asyncio
+
+USER = [{"role": "user", "content": "Hi!"}]
+FN = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}}
+
+
+def chat(**fields):
+    return {"model": MODEL, "messages": USER, **fields}
+
+
+def plan(*segments):
+    return {"segments": list(segments)}
+
+
+CHAT_CASES = [
+    # (id, body, status, param, needles)
+    ("missing-role", {"model": MODEL, "messages": [{"content": "x"}]}, 400, "messages.0.role",
+     ["messages.0.role", "Field required"]),
+    ("bad-role", chat(messages=[{"role": "wizard", "content": "x"}]), 400, "messages.0.role", ["messages.0.role"]),
+    ("missing-messages", {"model": MODEL}, 400, "messages", ["messages: Field required"]),
+    ("empty-messages", chat(messages=[]), 400, "messages", ["messages"]),
+    ("missing-model", {"messages": USER}, 400, "model", ["model: Field required"]),
+    ("wrong-type-temperature", chat(temperature="hot"), 400, "temperature", ["temperature", "number"]),
+    ("temperature-range", chat(temperature=3), 400, "temperature", ["temperature", "less than or equal to 2"]),
+    ("wrong-type-max-tokens", chat(max_tokens="5"), 400, "max_tokens", ["max_tokens", "integer"]),
+    ("content-number", chat(messages=[{"role": "user", "content": 5}]), 400, "messages.0.content",
+     ["messages.0.content"]),
+    ("content-image-part", chat(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]),
+     400, "messages.0.content", ["messages.0.content", "content part 0", "image_url"]),
+    ("user-without-content", chat(messages=[{"role": "user"}]), 400, "messages.0", ["user message needs content"]),
+    ("body-not-object", [1, 2], 400, None, ["request body", "object"]),
+    ("max-tokens-zero", chat(max_tokens=0), 400, "max_tokens", ["max_tokens", "greater than or equal to 1"]),
+    ("max-tokens-negative", chat(max_tokens=-3), 400, "max_tokens", ["max_tokens"]),
+    ("max-completion-tokens-zero", chat(max_completion_tokens=0), 400, "max_completion_tokens",
+     ["max_completion_tokens"]),
+    ("n-two", chat(n=2), 400, "n", ["n: Input should be 1"]),
+    ("stop-strings", chat(stop=["\n"]), 400, "stop", ["stop strings are not supported"]),
+    ("tool-wrong-type", chat(tools=[{"type": "retrieval", "function": FN["function"]}]), 400, "tools.0.type",
+     ["tools.0.type", "'function'"]),
+    ("tool-missing-function", chat(tools=[{"type": "function"}]), 400, "tools.0.function",
+     ["tools.0.function: Field required"]),
+    ("tool-missing-name", chat(tools=[{"type": "function", "function": {"parameters": {}}}]), 400,
+     "tools.0.function.name", ["tools.0.function.name: Field required"]),
+    ("tool-bad-name", chat(tools=[{"type": "function", "function": {"name": "get weather!"}}]), 400,
+     "tools.0.function.name", ["tools.0.function.name", "'get weather!'"]),
+    ("tool-parameters-list", chat(tools=[{"type": "function", "function": {"name": "f", "parameters": [1]}}]), 400,
+     "tools.0.function.parameters", ["tools.0.function.parameters", "object"]),
+    ("tool-parameters-not-object", chat(tools=[{"type": "function", "function": {"name": "f",
+                                                                               "parameters": {"type": "string"}}}]),
+     400, "tools.0.function.parameters", ["tools.0.function.parameters", '"object"']),
+    ("tools-not-list", chat(tools={"type": "function"}), 400, "tools", ["tools", "array"]),
+    ("duplicate-tools", chat(tools=[FN, FN]), 400, "tools", ["duplicate tool name 'get_weather'"]),
+    ("tool-choice-undeclared", chat(tools=[FN], tool_choice={"type": "function", "function": {"name": "search"}}),
+     400, "tool_choice", ["'search'", "not among the declared tools", "get_weather"]),
+    ("tool-choice-without-tools", chat(tool_choice={"type": "function", "function": {"name": "search"}}), 400,
+     "tool_choice", ["'search'", "not among the declared tools"]),
+    ("tool-choice-bad-string", chat(tools=[FN], tool_choice="sometimes"), 400, "tool_choice", ["tool_choice"]),
+    ("tool-choice-required-many", chat(tools=[FN, {**FN, "function": {**FN["function"], "name": "other"}}],
+                                       tool_choice="required"), 400, "tool_choice", ['"required"', "exactly one"]),
+    ("plan-zero-tokens", chat(plan=plan({"generate_tokens": 0})), 400, "plan.segments.0.generate_tokens",
+     ["plan.segments.0.generate_tokens", "greater than or equal to 1"]),
+    ("plan-unknown-api", chat(plan=plan({"generate_tokens": 3, "api": "teleport"}, {"generate_tokens": 3})), 400,
+     "plan.segments.0.api", ["plan.segments.0.api"]),
+    ("plan-unknown-field", chat(plan=plan({"generate_tokens": 3, "tokens": 4})), 400, "plan.segments.0.tokens",
+     ["plan.segments.0.tokens", "Extra inputs"]),
+    ("plan-ends-in-call", chat(plan=plan({"generate_tokens": 3, "api": "calculator"})), 400, "plan",
+     ["plan", "the last segment must not call an api"]),
+    ("plan-no-segments", chat(plan=plan()), 400, "plan.segments", ["plan.segments"]),
+    ("plan-not-object", chat(plan="fast"), 400, "plan", ["plan"]),
+    ("program-id-empty", chat(program_id=""), 400, "program_id", ["program_id"]),
+    ("ignore-eos-type", chat(ignore_eos="yes"), 400, "ignore_eos", ["ignore_eos", "boolean"]),
+]
+
+
+@pytest.mark.parametrize("body,status,param,needles", [c[1:] for c in CHAT_CASES], ids=[c[0] for c in CHAT_CASES])
+async def test_bad_chat_request(gw, body, status, param, needles):
+    response = await gw.http.post("/v1/chat/completions", json=body)
+    error = assert_openai_error(response, status, *needles)
+    assert error["param"] == param and error["type"] == "invalid_request_error"
+    assert response.headers["x-request-id"].startswith("chatcmpl-")
+    assert await gw.engine.queued() == 0
+
+
+async def test_malformed_json(gw):
+    response = await gw.http.post("/v1/chat/completions", content=b'{"model": "x", "messages": [',
+                                  headers={"Content-Type": "application/json"})
+    assert assert_openai_error(response, 400, "not valid JSON")["code"] == "invalid_json"
+    assert await gw.engine.queued() == 0
+
+
+async def test_empty_body(gw):
+    assert_openai_error(await gw.http.post("/v1/chat/completions", content=b""), 400, "not valid JSON")
+
+
+async def test_unknown_model_is_404(gw):
+    response = await gw.http.post("/v1/chat/completions", json=chat(model="gpt-4o"))
+    error = assert_openai_error(response, 404, "'gpt-4o'", "does not exist", MODEL)
+    assert error["code"] == "model_not_found" and error["param"] == "model"
+    response = await gw.http.post("/v1/completions", json={"model": "gpt-4o", "prompt": "x"})
+    assert assert_openai_error(response, 404, "'gpt-4o'")["code"] == "model_not_found"
+
+
+def _prompt_tokens(tokenizer, messages) -> int:
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return len(tokenizer.encode(text, add_special_tokens=False))
+
+
+async def test_prompt_plus_max_tokens_over_the_limit_names_both(gw, tokenizer):
+    n = _prompt_tokens(tokenizer, USER)
+    response = await gw.http.post("/v1/chat/completions", json=chat(max_tokens=MAX_MODEL_LEN - n + 1))
+    error = assert_openai_error(response, 400, f"prompt tokens ({n})", f"max_tokens ({MAX_MODEL_LEN - n + 1})",
+                                f"max_model_len {MAX_MODEL_LEN}")
+    assert error["code"] == "context_length_exceeded" and error["param"] == "max_tokens"
+    assert await gw.engine.queued() == 0
+
+
+async def test_prompt_alone_over_the_limit(gw, tokenizer):
+    messages = [{"role": "user", "content": "word " * MAX_MODEL_LEN}]
+    n = _prompt_tokens(tokenizer, messages)
+    response = await gw.http.post("/v1/chat/completions", json=chat(messages=messages))
+    error = assert_openai_error(response, 400, f"the prompt has {n} tokens", f"max_model_len {MAX_MODEL_LEN}")
+    assert error["param"] == "messages" and error["code"] == "context_length_exceeded"
+    response = await gw.http.post("/v1/completions", json={"model": MODEL, "prompt": list(range(MAX_MODEL_LEN))})
+    assert_openai_error(response, 400, f"the prompt has {MAX_MODEL_LEN} tokens")
+
+
+async def test_plan_over_the_limit_counts_prompt_generated_and_returned(gw, tokenizer):
+    n = _prompt_tokens(tokenizer, USER)
+    generated = MAX_MODEL_LEN - n - 10
+    body = chat(plan=plan({"generate_tokens": generated - 5, "api": "calculator", "return_tokens": 11},
+                          {"generate_tokens": 5}))
+    error = assert_openai_error(await gw.http.post("/v1/chat/completions", json=body), 400,
+                                f"the plan needs {MAX_MODEL_LEN + 1} tokens", f"prompt {n}",
+                                f"generated {generated}", "returned 11", f"max_model_len {MAX_MODEL_LEN}")
+    assert error["param"] == "plan"
+    assert await gw.engine.queued() == 0
+
+
+async def test_body_over_the_limit_by_content_length(start_gateway):
+    gw = await start_gateway(max_body_bytes=4096)
+    body = json.dumps(chat(messages=[{"role": "user", "content": "x" * 5000}])).encode()
+    response = await gw.http.post("/v1/chat/completions", content=body, headers={"Content-Type": "application/json"})
+    error = assert_openai_error(response, 413, f"{len(body)} bytes", "limit of 4096 bytes")
+    assert error["code"] == "request_too_large"
+
+
+async def test_body_over_the_limit_by_bytes_read(start_gateway):
+    """No Content-Length (chunked upload): the bytes actually read are counted."""
+    gw = await start_gateway(max_body_bytes=4096)
+    sent = []
+
+    async def chunks():
+        for _ in range(10):
+            sent.append(1)
+            yield b" " * 1000
+
+    response = await gw.http.post("/v1/chat/completions", content=chunks())
+    assert "content-length" not in response.request.headers
+    assert_openai_error(response, 413, "limit of 4096 bytes")
+    assert await gw.engine.queued() == 0
+
+
+COMPLETION_CASES = [
+    ("missing-prompt", {"model": MODEL}, "prompt", ["prompt: Field required"]),
+    ("empty-prompt", {"model": MODEL, "prompt": ""}, "prompt", ["prompt is empty"]),
+    ("batched-prompt", {"model": MODEL, "prompt": ["a", "b"]}, "prompt", ["batched prompts are not supported"]),
+    ("prompt-wrong-type", {"model": MODEL, "prompt": {"text": "a"}}, "prompt", ["prompt"]),
+    ("token-out-of-vocab", {"model": MODEL, "prompt": [1, 2, 10**7]}, "prompt", ["10000000", "outside the vocabulary"]),
+    ("negative-token", {"model": MODEL, "prompt": [-1]}, "prompt", ["[-1]", "outside the vocabulary"]),
+    ("max-tokens-zero", {"model": MODEL, "prompt": "a", "max_tokens": 0}, "max_tokens", ["max_tokens"]),
+    ("over-the-limit", {"model": MODEL, "prompt": "a", "max_tokens": MAX_MODEL_LEN}, "max_tokens",
+     [f"max_tokens ({MAX_MODEL_LEN})", f"max_model_len {MAX_MODEL_LEN}"]),
+    ("echo", {"model": MODEL, "prompt": "a", "echo": True}, "echo", ["echo is not supported"]),
+    ("bad-plan", {"model": MODEL, "prompt": "a", "plan": plan({"generate_tokens": -1})},
+     "plan.segments.0.generate_tokens", ["plan.segments.0.generate_tokens"]),
+]
+
+
+@pytest.mark.parametrize("body,param,needles", [c[1:] for c in COMPLETION_CASES], ids=[c[0] for c in COMPLETION_CASES])
+async def test_bad_completion_request(gw, body, param, needles):
+    response = await gw.http.post("/v1/completions", json=body)
+    assert assert_openai_error(response, 400, *needles)["param"] == param
+    assert response.headers["x-request-id"].startswith("cmpl-")
+    assert await gw.engine.queued() == 0
+
+
+async def test_bad_program_id_header(gw):
+    response = await gw.http.post("/v1/chat/completions", json=chat(), headers={"X-Program-Id": "p" * 300})
+    assert assert_openai_error(response, 400, "header.X-Program-Id", "at most 256")["param"] == "header.X-Program-Id"
+
+
+async def test_unknown_route_and_method(gw):
+    assert_openai_error(await gw.http.get("/v1/nothing"), 404, "Not Found")
+    assert_openai_error(await gw.http.get("/v1/chat/completions"), 405, "Method Not Allowed")
