@@ -48,7 +48,10 @@ class EngineWorker:
         finally:
             for task in background + list(self._inflight.values()):
                 task.cancel()
-            await self._redis.hdel(WORKERS_HASH, s.worker_id)
+            try:  # best effort: Redis may be the thing that went away
+                await asyncio.wait_for(self._redis.hdel(WORKERS_HASH, s.worker_id), 2)
+            except (asyncio.TimeoutError, aioredis.RedisError):
+                pass
             self._engine.shutdown()
 
     async def _intake(self) -> None:

@@ -22,11 +22,14 @@ from common.schemas import (
     DeltaEvent, EngineRequest, FinalEvent, InterceptionEvent, InterceptionRecord, OutputEvent,
     ToolResult, Usage,
 )
-from common.tool_format import CALL_OPEN, tool_result_text, visible_text
+from common.tool_format import CALL_CLOSE, CALL_OPEN, tool_result_text, visible_text
 from engine_worker.segments import CallApi, Finish, chat_outcome, plan_outcome
 from engine_worker.tokens import TokenCodec
 
 log = logging.getLogger(__name__)
+
+FORCED_CALL_MAX_TOKENS = 96
+"""A forced call's arguments get at most this many tokens; the rest of the budget is the answer's."""
 
 Emit = Callable[[OutputEvent], Awaitable[None]]
 CallTool = Callable[..., Awaitable[ToolResult]]
@@ -72,6 +75,13 @@ class RequestSession:
         at = tail.rfind(CALL_OPEN)
         return tail[at:] if at >= 0 else ""
 
+    def _forced_call_stops(self) -> frozenset[int]:
+        """Where a forced call's arguments end, since sessions take no stop strings: at the
+        closing quote when the prefix opened the one string argument, else at the line's end."""
+        if self._forced_prefix.endswith('"'):
+            return self._codec.ids_containing('"')
+        return self._codec.ids_containing("\n")
+
     # -- vLLM plumbing ---------------------------------------------------------------------
     def _params(self, segment_index: int, context_len: int):
         from vllm import SamplingParams
@@ -83,6 +93,9 @@ class RequestSession:
             max_tokens, ignore_eos, stops = self.request.plan.segments[segment_index].generate_tokens, True, []
         else:
             max_tokens, ignore_eos, stops = self._budget_left(), False, list(s.stop_token_ids)
+            if segment_index == 0 and self._forced_prefix:
+                max_tokens = min(max_tokens, FORCED_CALL_MAX_TOKENS)
+                stops += sorted(self._forced_call_stops())
         return SamplingParams(
             max_tokens=max(1, min(max_tokens, room)), temperature=s.temperature, top_p=s.top_p,
             seed=s.seed, ignore_eos=ignore_eos, stop_token_ids=stops,
@@ -139,9 +152,16 @@ class RequestSession:
     def _outcome(self, segment_index: int, seg_text: str, engine_finish: str) -> CallApi | Finish:
         if self.request.plan is not None:
             return plan_outcome(self.request, segment_index)
-        prefix = self._forced_prefix if segment_index == 0 else ""
-        return chat_outcome(self.request, prefix + seg_text, engine_finish, self._budget_left(),
-                            len(self._progress.interceptions))
+        turn = self._forced_turn(seg_text) if segment_index == 0 and self._forced_prefix else seg_text
+        return chat_outcome(self.request, turn, engine_finish, self._budget_left(), len(self._progress.interceptions))
+
+    def _forced_turn(self, seg_text: str) -> str:
+        """The forced call as written: the server's prefix, then the model's text up to where it
+        stopped (the string's closing quote, or the line's end), closed properly."""
+        if self._forced_prefix.endswith('"'):
+            value = seg_text.split('"', 1)[0]
+            return f'{self._forced_prefix}{value}"}}}}\n{CALL_CLOSE}'
+        return self._forced_prefix + seg_text.split("\n", 1)[0]
 
     def _segment_visible(self, segment_index: int, seg_text: str) -> str:
         if self.request.plan is not None:

@@ -8,6 +8,7 @@ from functools import cached_property
 class TokenCodec:
     def __init__(self, model_path: str):
         self._model_path = model_path
+        self._containing: dict[str, frozenset[int]] = {}
 
     @cached_property
     def _tokenizer(self):
@@ -20,6 +21,13 @@ class TokenCodec:
 
     def decode(self, token_ids: list[int]) -> str:
         return self._tokenizer.decode(token_ids, skip_special_tokens=False)
+
+    def ids_containing(self, chars: str) -> frozenset[int]:
+        """Every vocabulary token whose text contains one of `chars` (stop sets for forced calls)."""
+        if chars not in self._containing:
+            pieces = self._tokenizer.batch_decode([[i] for i in range(len(self._tokenizer))])
+            self._containing[chars] = frozenset(i for i, p in enumerate(pieces) if any(c in p for c in chars))
+        return self._containing[chars]
 
     def exact_length(self, text: str, length: int | None) -> list[int]:
         """The text's tokens cut or padded (by repeating them) to exactly `length` tokens.

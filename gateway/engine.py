@@ -24,6 +24,7 @@ from gateway.errors import ApiError
 log = logging.getLogger(__name__)
 
 READ_BATCH = 256
+MAX_BLOCK_S = 1.0
 
 
 class EngineClient:
@@ -53,8 +54,9 @@ class EngineClient:
                     raise ApiError(504, f"no response from the engine within {timeout_s:g}s (request {request_id})",
                                    code="timeout")
                 try:
+                    # Short blocks in a loop: redis-py's socket timeout must never cut a read.
                     reply = await self.redis.xread({key: last_id}, count=READ_BATCH,
-                                                   block=max(1, int(remaining * 1000)))
+                                                   block=max(1, int(min(remaining, MAX_BLOCK_S) * 1000)))
                 except MaxConnectionsError as exc:
                     raise ApiError(503, "the gateway is at its limit of concurrent requests "
                                         "(AUGSERVE_REDIS_MAX_CONNECTIONS)", code="gateway_overloaded") from exc

@@ -176,11 +176,17 @@ def _variable_values(prometheus: Prometheus, definition: str) -> list[str]:
     return prometheus.api(f"label/{label}/values", **{"match[]": metric})["data"]
 
 
+def _grafana_regex_escape(value: str) -> str:
+    """How Grafana's Prometheus datasource writes a multi-value variable's value into a regex
+    matcher: regex metacharacters escaped with a backslash that is itself escaped in the string."""
+    return re.sub(r"([\\^$.|?*+()\[\]{}])", r"\\\\\1", value)
+
+
 def _substituted(prometheus: Prometheus, stem: str, expr: str) -> str:
     """The query as Grafana sends it with every variable on all of its current values."""
     for variable in rendered()[stem]["templating"]["list"]:
         values = _variable_values(prometheus, variable["definition"])
-        expr = expr.replace(f"${variable['name']}", "(" + "|".join(re.escape(v) for v in values) + ")")
+        expr = expr.replace(f"${variable['name']}", "(" + "|".join(_grafana_regex_escape(v) for v in values) + ")")
     return expr.replace("$__rate_interval", RATE_INTERVAL)
 
 
