@@ -79,7 +79,7 @@ def test_client_side_tool_is_returned_as_ordinary_tool_calls(client):
     assert response.model_extra["interceptions"] == []
     # The client runs the tool and continues the conversation: the standard loop works.
     followup = client.chat.completions.create(
-        model=MODEL, temperature=0, max_tokens=30, tools=[WEATHER],
+        model=MODEL, temperature=0, max_tokens=30, tools=[WEATHER, CALCULATOR],
         messages=[{"role": "user", "content": "What's the weather in Paris?"}, choice.message.model_dump(exclude_none=True),
                   {"role": "tool", "tool_call_id": call.id, "content": "Sunny, 24 C"}])
     assert followup.choices[0].finish_reason in ("stop", "length", "tool_calls")
