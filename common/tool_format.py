@@ -77,13 +77,18 @@ def _first_json_object(text: str) -> Any:
 
 
 def _closed_json_object(text: str) -> Any:
-    """A call the model stopped writing before closing its JSON (common with small models)."""
-    text = text.strip()
-    for closer in ('"}}', "}}", "}", '"}'):
-        try:
-            return json.loads(text + closer)
-        except json.JSONDecodeError:
-            continue
+    """A call the model did not finish or finished sloppily (common with small models): try
+    each place the JSON could have ended, latest first, closing what is still open."""
+    text = text.rstrip()
+    ends = [len(text) - 1] + [i for i, ch in enumerate(text) if ch in '}"'][::-1][:64]
+    for end in ends:
+        for closer in ("", "}", "}}", '"}}'):
+            try:
+                value = json.loads(text[: end + 1] + closer)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, dict):
+                return value
     return None
 
 
@@ -101,7 +106,7 @@ def parse_tool_call(turn_text: str) -> tuple[str, dict[str, Any] | str] | None:
     if end >= 0:
         body = body[:end]
     call = _first_json_object(body)
-    if not isinstance(call, dict):
+    if not (isinstance(call, dict) and "name" in call):
         call = _closed_json_object(body)
     if isinstance(call, dict) and isinstance(call.get("name"), str):
         args = call.get("arguments", {})

@@ -75,8 +75,9 @@ def quantiles(metric: str, by: str, selector: str = "", qs: tuple[float, ...] = 
     """histogram_quantile queries of a `_bucket` histogram, one per quantile, grouped `by`."""
     group = f"{by}, le" if by else "le"
     legend_by = "".join(f" {{{{{label.strip()}}}}}" for label in by.split(",") if label.strip())
+    matcher = f"{{{selector}}}" if selector else ""
     return tuple(
-        q(f"histogram_quantile({x}, sum by ({group}) (rate({metric}_bucket{{{selector}}}[{RATE}])))",
+        q(f"histogram_quantile({x}, sum by ({group}) (rate({metric}_bucket{matcher}[{RATE}])))",
           f"p{round(x * 100):g}{legend_by}")
         for x in qs
     )

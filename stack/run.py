@@ -21,7 +21,7 @@ The stack is up: {url}
 
   curl {url}/v1/chat/completions -H 'Content-Type: application/json' -d '{{
     "model": "SmolLM2-135M-Instruct",
-    "messages": [{{"role": "user", "content": "What is 12 times 7?"}}],
+    "messages": [{{"role": "user", "content": "What is 12*7?"}}],
     "tools": [{{"type": "function", "function": {{"name": "calculator",
       "parameters": {{"type": "object", "properties": {{"expression": {{"type": "string"}}}},
                      "required": ["expression"]}}}}}}],

@@ -50,7 +50,7 @@ def test_streaming_chat_yields_the_same_text_as_non_streaming(client):
 
 def test_server_side_tool_runs_inside_the_server_and_generation_resumes(client, model_path):
     response = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "What is 12 times 7?"}], tools=[CALCULATOR],
+        model=MODEL, messages=[{"role": "user", "content": "What is 12*7?"}], tools=[CALCULATOR],
         tool_choice={"type": "function", "function": {"name": "calculator"}}, temperature=0, max_tokens=60)
     choice = response.choices[0]
     # The call never reached the client: it ran in the executor and the model went on.
