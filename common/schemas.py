@@ -117,6 +117,17 @@ class InterceptionRecord(Frozen):
     ok: bool
     error: str | None = None
     strategy: Literal["preserve", "discard", "swap"] = "preserve"
+    """What its KV cache got while paused (the handling policy's final choice)."""
+    predicted_duration_s: float = 0.0
+    """The call duration the policy used at its last decision."""
+    waste_preserve: float = 0.0
+    waste_discard: float = 0.0
+    waste_swap: float = 0.0
+    """The waste figures (KV bytes x seconds) behind that decision."""
+    recomputed_tokens: int = 0
+    """Context tokens recomputed on resume after a discard (prefix-cache hits excluded)."""
+    recompute_s: float = 0.0
+    """Time from re-submitting the context to its first output token."""
 
 
 class Usage(Frozen):

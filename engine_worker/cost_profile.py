@@ -92,24 +92,27 @@ def cache_path(model_path: str, dtype: str) -> Path:
     return cache_dir() / "profiles" / f"{Path(model_path).name}-{dtype}-{key}.json"
 
 
-async def profile_forward(engine, vocab_size: int, reps: int = 3) -> list[tuple[int, float]]:
+async def profile_forward(engine, vocab_size: int, reps: int = 3,
+                          sizes: tuple[int, ...] = PREFILL_SIZES) -> list[tuple[int, float]]:
     """Median time of a single prefill of n fresh tokens (+1 sampled token), per n."""
     from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
 
     rng = random.Random(0)
     params = SamplingParams(max_tokens=1, temperature=0)
     samples = []
-    for n in PREFILL_SIZES:
+    for n in sizes:
         times = []
         for rep in range(reps + 1):
             # Fresh random tokens: no prefix-cache hit may shorten the prefill.
-            prompt = {"prompt_token_ids": [rng.randrange(3, vocab_size) for _ in range(n)]}
+            prompt = TokensPrompt(prompt_token_ids=[rng.randrange(3, vocab_size) for _ in range(n)])
             start = time.perf_counter()
             async for _ in engine.generate(prompt, params, request_id=f"profile-{n}-{rep}-{rng.random()}"):
                 pass
             if rep:  # the first run of each size warms up
                 times.append(time.perf_counter() - start)
         samples.append((n, statistics.median(times)))
+        print(f"  prefill {n:5d} tokens: {samples[-1][1] * 1e3:8.1f} ms", flush=True)
     return samples
 
 
@@ -170,8 +173,13 @@ def describe(p: Profile) -> str:
     )
 
 
-async def profile_engine(engine, model_path: str, dtype: str, vocab_size: int) -> Profile:
-    forward = await profile_forward(engine, vocab_size)
+QUICK_SIZES = (16, 64, 256)
+
+
+async def profile_engine(engine, model_path: str, dtype: str, vocab_size: int, quick: bool = False) -> Profile:
+    """`quick`: three sizes, one timed run each: what a worker does at start-up with no cache."""
+    forward = await profile_forward(engine, vocab_size, reps=1 if quick else 3,
+                                    sizes=QUICK_SIZES if quick else PREFILL_SIZES)
     kv = kv_bytes_per_token(model_path, dtype)
     return build_profile(forward, profile_swap(kv), kv)
 
@@ -195,6 +203,17 @@ async def _cli(model: str, dtype: str, force: bool) -> int:
     save(profile, path)
     print(f"profiled, saved to {path}:\n{describe(profile)}")
     return 0
+
+
+async def load_or_profile(engine, model_path: str, dtype: str) -> Profile:
+    """The cached profile of this model/dtype/hardware, else a quick one (cached for next time)."""
+    path = cache_path(model_path, dtype)
+    profile = load(path)
+    if profile is None:
+        vocab = json.loads((Path(model_path) / "config.json").read_text())["vocab_size"]
+        profile = await profile_engine(engine, model_path, dtype, vocab, quick=True)
+        save(profile, path)
+    return profile
 
 
 def main(argv: list[str] | None = None) -> int:

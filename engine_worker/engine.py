@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from engine_worker.engine_stats import EngineStatsLogger
 from engine_worker.settings import WorkerSettings
 
 
@@ -26,5 +27,7 @@ def build_engine(settings: WorkerSettings):
         max_num_seqs=settings.max_num_seqs,
         enforce_eager=settings.enforce_eager,
         enable_prefix_caching=True,
+        # Lower priority values run first; sessions give each request its ORIGINAL arrival time.
+        scheduling_policy="priority",
     )
-    return AsyncLLM.from_engine_args(args)
+    return AsyncLLM.from_engine_args(args, stat_loggers=[EngineStatsLogger])

@@ -14,7 +14,11 @@ from common.schemas import ErrorEvent, FinalEvent, InterceptionEvent
 from engine_worker import metrics
 from engine_worker.engine import build_engine
 from engine_worker.intake import OutputPublisher, RequestStream, parse_request
-from engine_worker.session import RequestSession
+from engine_worker import engine_stats
+from engine_worker.cost_profile import describe, load_or_profile
+from engine_worker.intercept_controller import InterceptController
+from engine_worker.session import PauseReport, RequestSession
+from estimator.client import EstimatorClient
 from engine_worker.settings import WorkerSettings
 from engine_worker.tokens import TokenCodec
 from engine_worker.tool_client import ToolClient
@@ -26,7 +30,8 @@ class EngineWorker:
     def __init__(self, settings: WorkerSettings):
         self.settings = settings
         self._inflight: dict[str, asyncio.Task] = {}
-        self._paused = 0
+        self._sessions: dict[str, RequestSession] = {}
+        self._paused_ids: set[str] = set()
 
     async def run(self) -> None:
         s = self.settings
@@ -39,10 +44,19 @@ class EngineWorker:
         self._stream = RequestStream(self._redis, s.worker_id)
         self._out = OutputPublisher(self._redis)
         await self._stream.ensure_group()
+        self._profile = await load_or_profile(self._engine, s.model_path, s.dtype)
+        log.info("cost model:\n%s", describe(self._profile))
+        history = EstimatorClient.from_url(s.redis_url, time_scale=s.time_scale)
+        self._controller = InterceptController(
+            s.policy, self._profile.cost_model, s.duration_estimate,
+            block_size=self._engine.vllm_config.cache_config.block_size,
+            running_context=self._running_context, kv_usage=lambda: engine_stats.LATEST.kv_cache_usage,
+            history_remaining=history.expected_remaining, interval_s=s.policy_interval_s)
         metrics.serve(s.metrics_port)
         await self._heartbeat_once()
         log.info("engine worker %s ready: model %s, policy %s", s.worker_id, s.model_id, s.policy)
-        background = [asyncio.create_task(self._tools.read_results()), asyncio.create_task(self._heartbeat())]
+        background = [asyncio.create_task(self._tools.read_results()), asyncio.create_task(self._heartbeat()),
+                      asyncio.create_task(self._controller.run())]
         try:
             await self._intake()
         finally:
@@ -91,25 +105,51 @@ class EngineWorker:
                 await self._out.emit(rid, ErrorEvent(status=503, code="worker_lost",
                                                       message="the engine worker serving this request died"))
                 return
-            session = RequestSession(request, self._engine, self._codec, self._call_tool,
-                                     lambda event: self._emit(rid, event), self.settings.max_model_len)
+            session = RequestSession(request, self._engine, self._codec, self._pause_for_call,
+                                     lambda event: self._emit(rid, event), self.settings.max_model_len,
+                                     requeue_at_back=self.settings.policy == "vllm")
+            self._sessions[rid] = session
             final = await session.run()
-            await self._out.emit(rid, final)
+            await self._emit(rid, final)
         except Exception as exc:
             log.exception("request %s failed", rid)
             await self._out.emit(rid, ErrorEvent(status=500, code="engine_error", message=f"engine error: {exc}"))
         finally:
+            self._sessions.pop(rid, None)
             await self._stream.ack(entry_id)
 
-    async def _call_tool(self, **kwargs):
-        worker = self.settings.worker_id
-        self._paused += 1
-        metrics.paused_requests.labels(worker, self.settings.policy).set(self._paused)
+    def _running_context(self) -> int:
+        """Context tokens of this worker's requests that are not paused (C_batch)."""
+        return sum(s.context_len() for rid, s in self._sessions.items() if rid not in self._paused_ids)
+
+    async def _pause_for_call(self, *, request, call, context_tokens, release_kv):
+        """Runs the call; meanwhile the policy may discard the request's KV (release_kv)."""
+        rid = request.request_id
+        entry = self._controller.pause(rid, call.api, context_tokens, call.duration_s)
+        self._paused_ids.add(rid)
+        self._publish_paused()
+        call_task = asyncio.create_task(self._tools.call(
+            request_id=rid, api=call.api, arguments=call.arguments, duration_s=call.duration_s,
+            return_tokens=call.return_tokens, traceparent=request.traceparent))
+        released = asyncio.create_task(entry.release.wait())
         try:
-            return await self._tools.call(**kwargs)
+            done, _ = await asyncio.wait({call_task, released}, return_when=asyncio.FIRST_COMPLETED)
+            if released in done and not call_task.done():
+                await release_kv()
+                self._publish_paused()
+            result = await call_task
         finally:
-            self._paused -= 1
-            metrics.paused_requests.labels(worker, self.settings.policy).set(self._paused)
+            released.cancel()
+            self._controller.resume(entry)
+            self._paused_ids.discard(rid)
+            self._publish_paused()
+        d = entry.decision
+        report = PauseReport(entry.predicted_s, d.waste_preserve, d.waste_discard, d.waste_swap) if d else PauseReport()
+        return result, report
+
+    def _publish_paused(self) -> None:
+        for strategy, count in self._controller.counts().items():
+            metrics.paused_requests.labels(self.settings.worker_id, strategy).set(count)
 
     async def _emit(self, request_id: str, event) -> None:
         worker = self.settings.worker_id
@@ -125,8 +165,9 @@ class EngineWorker:
     def status(self) -> dict:
         s = self.settings
         return {
-            "worker_id": s.worker_id, "model": s.model_id, "policy": s.policy, "inflight": len(self._inflight),
-            "paused": self._paused, "max_model_len": s.max_model_len, "kv_cache_bytes": s.kv_cache_bytes,
+            "worker_id": s.worker_id, "model": s.model_id, "policy": s.policy,
+            "duration_estimate": s.duration_estimate, "inflight": len(self._inflight),
+            "paused": len(self._paused_ids), "max_model_len": s.max_model_len, "kv_cache_bytes": s.kv_cache_bytes,
             "heartbeat_at": time.time(),
         }
 

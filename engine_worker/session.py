@@ -31,8 +31,23 @@ log = logging.getLogger(__name__)
 FORCED_CALL_MAX_TOKENS = 96
 """A forced call's arguments get at most this many tokens; the rest of the budget is the answer's."""
 
+PRIORITY_EPOCH = 1.7e9
+"""Subtracted from arrival times so vLLM priorities (milliseconds) stay small integers."""
+
 Emit = Callable[[OutputEvent], Awaitable[None]]
-CallTool = Callable[..., Awaitable[ToolResult]]
+
+
+@dataclass(frozen=True)
+class PauseReport:
+    """What the handling policy predicted and weighed for one pause (byte-seconds)."""
+
+    predicted_s: float = 0.0
+    waste_preserve: float = 0.0
+    waste_discard: float = 0.0
+    waste_swap: float = 0.0
+
+
+PauseForCall = Callable[..., Awaitable[tuple[ToolResult, PauseReport]]]
 
 
 @dataclass
@@ -45,22 +60,27 @@ class _Progress:
 
 
 class RequestSession:
-    def __init__(self, request: EngineRequest, engine, codec: TokenCodec, call_tool: CallTool,
-                 emit: Emit, max_model_len: int):
+    def __init__(self, request: EngineRequest, engine, codec: TokenCodec, pause: PauseForCall,
+                 emit: Emit, max_model_len: int, requeue_at_back: bool = False):
         self.request = request
         self._engine = engine
         self._codec = codec
-        self._call_tool = call_tool
+        self._pause = pause
         self._emit = emit
         self._max_model_len = max_model_len
+        self._requeue_at_back = requeue_at_back
         self._inputs: asyncio.Queue = asyncio.Queue()
         self._progress = _Progress()
+        self._context: list[int] = list(request.prompt_token_ids)
+        """The model's context: prompt + generated + appended tokens, in order."""
+        self._stream = None
+        self._attempt = 0
+        self._discarded = False
         self._forced_prefix = self._find_forced_prefix()
 
     # -- sizes --------------------------------------------------------------------------
-    def _context_len(self) -> int:
-        p = self._progress
-        return len(self.request.prompt_token_ids) + p.appended + len(p.generated)
+    def context_len(self) -> int:
+        return len(self._context)
 
     def _budget_left(self) -> int:
         if self.request.plan is not None:
@@ -116,38 +136,73 @@ class RequestSession:
 
     # -- the request -------------------------------------------------------------------------
     async def run(self) -> FinalEvent:
+        """One vLLM request while the KV is kept; a new one over the whole context after a discard."""
         req = self.request
-        first_params = self._params(0, len(req.prompt_token_ids))
-        first = self._chunk(req.prompt_token_ids, first_params)
-        segment_index, seg_tokens, seg_text, shown = 0, [], "", 0
+        chunk_tokens, segment_index = list(req.prompt_token_ids), 0
         final: FinalEvent | None = None
-        async for out in self._engine.generate(self._chunks(first), first_params, request_id=req.request_id):
-            completion = out.outputs[0]
-            if completion.token_ids:
-                seg_tokens.extend(completion.token_ids)
-                seg_text += completion.text
-                shown = await self._stream_visible(segment_index, seg_text, shown)
-            if completion.finish_reason is None or final is not None:
-                continue
-            self._progress.generated.extend(seg_tokens)
-            outcome = self._outcome(segment_index, seg_text, completion.finish_reason)
-            if isinstance(outcome, CallApi):
-                continuation = await self._intercept(outcome, seg_tokens[-1])
-                if continuation is not None:
-                    segment_index += 1
-                    await self._inputs.put(self._chunk(continuation, self._params(segment_index, self._context_len())))
-                    self._progress.visible.append(self._segment_visible(segment_index - 1, seg_text))
-                    seg_tokens, seg_text, shown = [], "", 0
+        while final is None:
+            params = self._params(segment_index, len(self._context) if self._attempt else len(chunk_tokens))
+            self._inputs = asyncio.Queue()
+            resubmitted_at = time.perf_counter()
+            vllm_id = req.request_id if self._attempt == 0 else f"{req.request_id}~{self._attempt}"
+            self._stream = self._engine.generate(
+                self._chunks(self._chunk(chunk_tokens, params)), params, request_id=vllm_id,
+                priority=self._priority())
+            seg_tokens, seg_text, shown, first_output = [], "", 0, True
+            async for out in self._stream:
+                if first_output and self._attempt:
+                    self._note_recompute(len(chunk_tokens), out.num_cached_tokens or 0, time.perf_counter() - resubmitted_at)
+                first_output = False
+                completion = out.outputs[0]
+                if completion.token_ids:
+                    seg_tokens.extend(completion.token_ids)
+                    seg_text += completion.text
+                    shown = await self._stream_visible(segment_index, seg_text, shown)
+                if completion.finish_reason is None or final is not None:
                     continue
-                outcome = Finish("length")
-            self._progress.visible.append(self._segment_visible(segment_index, seg_text))
-            final = self._final(outcome)
-            await self._inputs.put(None)  # closes the session: vLLM frees its blocks
-            if out.finished:
-                break
-        if final is None:  # the engine ended the session on its own (e.g. aborted)
-            final = self._final(Finish("abort"))
+                self._progress.generated.extend(seg_tokens)
+                self._context.extend(seg_tokens)
+                outcome = self._outcome(segment_index, seg_text, completion.finish_reason)
+                if isinstance(outcome, CallApi):
+                    continuation = await self._intercept(outcome, seg_tokens[-1])
+                    if continuation is not None:
+                        self._progress.visible.append(self._segment_visible(segment_index, seg_text))
+                        segment_index += 1
+                        seg_tokens, seg_text, shown = [], "", 0
+                        if self._discarded:  # its blocks went back to the pool: start over
+                            chunk_tokens = list(self._context)
+                            break
+                        await self._inputs.put(self._chunk(continuation, self._params(segment_index, self.context_len())))
+                        continue
+                    outcome = Finish("length")
+                self._progress.visible.append(self._segment_visible(segment_index, seg_text))
+                final = self._final(outcome)
+                await self._inputs.put(None)  # closes the session: vLLM frees its blocks
+                if out.finished:
+                    break
+            else:
+                if final is None:  # the engine ended the request on its own (e.g. aborted)
+                    final = self._final(Finish("abort"))
+            if self._discarded:
+                self._discarded = False
+                self._attempt += 1
         return final
+
+    def _priority(self) -> int:
+        """vLLM runs lower values first. FCFS by the ORIGINAL arrival across interceptions, except
+        the `vllm` baseline, which re-queues a resumed request at the back like a new one."""
+        arrival = time.time() if (self._attempt and self._requeue_at_back) else self.request.arrival_time
+        return int((arrival - PRIORITY_EPOCH) * 1000)
+
+    async def _release_kv(self) -> None:
+        """Discard: end the vLLM request now (its blocks return to the pool) while the call runs."""
+        self._discarded = True
+        await self._stream.aclose()
+
+    def _note_recompute(self, prompt_tokens: int, cached_tokens: int, seconds: float) -> None:
+        last = self._progress.interceptions[-1]
+        self._progress.interceptions[-1] = last.model_copy(update={
+            "recomputed_tokens": prompt_tokens - cached_tokens, "recompute_s": seconds})
 
     def _outcome(self, segment_index: int, seg_text: str, engine_finish: str) -> CallApi | Finish:
         if self.request.plan is not None:
@@ -177,22 +232,26 @@ class RequestSession:
         return max(shown, len(text))
 
     async def _intercept(self, call: CallApi, last_token: int) -> list[int] | None:
-        """Runs one API call while the session holds its KV; returns the next chunk's tokens."""
-        context_len = self._context_len()
+        """Runs one API call while paused; returns the tokens to append (or None: no room left).
+
+        While the call runs the handling policy may discard the request's KV (`_release_kv`).
+        """
+        context_len = self.context_len()
         started = time.time()
-        result = await self._call_tool(
-            request_id=self.request.request_id, api=call.api, arguments=call.arguments,
-            duration_s=call.duration_s, return_tokens=call.return_tokens,
-            traceparent=self.request.traceparent,
-        )
+        result, pause = await self._pause(
+            request=self.request, call=call, context_tokens=context_len, release_kv=self._release_kv)
         if self.request.plan is not None:
             appended = self._codec.exact_length(result.content, call.return_tokens)
         else:
             appended = self._codec.encode(tool_result_text(result.content))
+        ended = time.time()
         record = InterceptionRecord(
             call_id=result.call_id, api=call.api, arguments=call.arguments,
-            started_at=started, ended_at=time.time(), duration_s=time.time() - started,
-            context_tokens=context_len, returned_tokens=len(appended), result=result.content, ok=result.ok, error=result.error,
+            started_at=started, ended_at=ended, duration_s=ended - started,
+            context_tokens=context_len, returned_tokens=len(appended), result=result.content, ok=result.ok,
+            error=result.error, strategy="discard" if self._discarded else "preserve",
+            predicted_duration_s=pause.predicted_s, waste_preserve=pause.waste_preserve,
+            waste_discard=pause.waste_discard, waste_swap=pause.waste_swap,
         )
         self._progress.interceptions.append(record)
         await self._emit(InterceptionEvent(record=record))
@@ -200,6 +259,7 @@ class RequestSession:
         if context_len + len(appended) + 1 > self._max_model_len or self._budget_left() <= 0:
             return None
         self._progress.appended += len(appended)
+        self._context.extend(appended)
         return [last_token, *appended]
 
     def _final(self, outcome: Finish) -> FinalEvent:

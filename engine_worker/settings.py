@@ -34,5 +34,12 @@ class WorkerSettings(CommonSettings):
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
     """Prometheus port of this worker (0: none)."""
     heartbeat_s: Annotated[float, Field(gt=0, le=60)] = 2.0
-    policy: Literal["preserve"] = "preserve"
-    """What a paused request's KV cache gets: see engine_worker/policies (InferCept issue)."""
+    policy: Literal["preserve", "vllm", "improved-discard", "infercept"] = "infercept"
+    """What a paused request's KV cache gets (engine_worker/policies/handling.py): `preserve` keeps
+    it, `vllm` discards it and re-queues the resumed request at the back, `improved-discard`
+    discards and keeps its original place, `infercept` chooses by minimum waste every tick."""
+    duration_estimate: Literal["elapsed", "history", "oracle"] = "elapsed"
+    """Call duration in the preserve waste: time since the call began (the paper), the
+    estimator's history conditional on it, or the plan's stated duration (comparisons only)."""
+    policy_interval_s: Annotated[float, Field(gt=0, le=10)] = 0.05
+    """How often paused requests are re-evaluated."""

@@ -1,0 +1,33 @@
+"""The engine's per-step scheduler stats (KV pool usage, running/waiting counts), kept for the
+intercept controller. A vLLM stat logger: vLLM calls `record` after every engine step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vllm.v1.metrics.loggers import StatLoggerBase
+
+
+@dataclass
+class EngineSnapshot:
+    kv_cache_usage: float = 0.0
+    num_running: int = 0
+    num_waiting: int = 0
+
+
+LATEST = EngineSnapshot()
+"""One engine per worker process, so one module-level snapshot."""
+
+
+class EngineStatsLogger(StatLoggerBase):
+    def __init__(self, vllm_config, engine_index: int = 0):
+        self.block_size = vllm_config.cache_config.block_size
+
+    def record(self, scheduler_stats, iteration_stats, mm_cache_stats=None, engine_idx: int = 0):
+        if scheduler_stats is not None:
+            LATEST.kv_cache_usage = scheduler_stats.kv_cache_usage
+            LATEST.num_running = scheduler_stats.num_running_reqs
+            LATEST.num_waiting = scheduler_stats.num_waiting_reqs
+
+    def log_engine_initialized(self):
+        pass

@@ -1,0 +1,106 @@
+"""Each handling policy really moves KV memory, and none changes a greedy request's tokens.
+
+Stacks on the tiny random-weight model (same architecture and tokenizer as the default) with a
+small KV pool, one per policy. The pool is read from vLLM's own `vllm:kv_cache_usage_perc`
+gauge on the engine worker's metrics port while a scripted request is paused at a call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import httpx
+import pytest
+
+from stack.models import build_tiny
+from stack.processes import free_port
+from stack.services import Stack, StackConfig
+
+MODEL = "SmolLM2-135M-Instruct"
+POOL_BYTES = 16 << 20
+LONG_PROMPT = "The quick brown fox jumps over the lazy dog. " * 60  # ~600 tokens: 4+ full blocks
+PAUSING_PLAN = {"segments": [
+    {"generate_tokens": 8, "api": "tts", "duration_s": 4.0, "return_tokens": 6},
+    {"generate_tokens": 8, "api": "calculator", "arguments": {"expression": "6*7"}, "return_tokens": 2},
+    {"generate_tokens": 8},
+]}
+
+
+def _start(policy: str, tmp_path_factory) -> Stack:
+    cfg = StackConfig(
+        model_path=str(build_tiny()), state_dir=tmp_path_factory.mktemp(f"stack-{policy}"),
+        gateway_port=free_port(), engine_metrics_port=free_port(), estimator_port=free_port(),
+        executor_metrics_port=free_port(), redis_port=free_port(), time_scale=0.02,
+        worker_env={"AUGSERVE_POLICY": policy, "AUGSERVE_KV_CACHE_BYTES": str(POOL_BYTES)},
+    )
+    return Stack(cfg).start()
+
+
+def _metric(text: str, name: str) -> float:
+    match = re.search(rf"^{re.escape(name)}(?:{{[^}}]*}})? ([0-9.e+-]+)$", text, re.M)
+    assert match, f"{name} not exported"
+    return float(match.group(1))
+
+
+async def _pool_usage_while_paused(stack: Stack) -> tuple[float, dict]:
+    """Starts the pausing request, waits until it is paused, makes the engine step once (a
+    1-token probe, so the usage gauge is fresh) and reads the pool usage. Returns it and the
+    paused request's final response."""
+    url = stack.cfg.gateway_url
+    metrics_url = f"http://127.0.0.1:{stack.cfg.engine_metrics_port}/metrics"
+    async with httpx.AsyncClient(timeout=120) as client:
+        paused = asyncio.create_task(client.post(f"{url}/v1/chat/completions", json={
+            "model": MODEL, "messages": [{"role": "user", "content": LONG_PROMPT}], "temperature": 0,
+            "plan": PAUSING_PLAN, "return_token_ids": True}))
+        deadline = time.monotonic() + 60
+        while True:
+            text = (await client.get(metrics_url)).text
+            if sum(float(v) for v in re.findall(r"^augserve_engine_paused_requests{[^}]*} ([0-9.]+)$", text, re.M)) >= 1:
+                break
+            assert time.monotonic() < deadline and not paused.done(), "the request never paused"
+            await asyncio.sleep(0.05)
+        probe = await client.post(f"{url}/v1/completions", json={"model": MODEL, "prompt": "hi", "max_tokens": 1})
+        assert probe.status_code == 200, probe.text
+        usage = _metric((await client.get(metrics_url)).text, "vllm:kv_cache_usage_perc")
+        response = await paused
+    assert response.status_code == 200, response.text
+    return usage, response.json()
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> dict[str, tuple[float, dict]]:
+    out = {}
+    for policy in ("preserve", "improved-discard", "vllm"):
+        stack = _start(policy, tmp_path_factory)
+        try:
+            out[policy] = asyncio.run(_pool_usage_while_paused(stack))
+        finally:
+            stack.stop()
+    return out
+
+
+def test_preserve_keeps_the_paused_context_in_the_pool(results):
+    usage, body = results["preserve"]
+    assert [r["strategy"] for r in body["interceptions"]] == ["preserve", "preserve"]
+    # ~600 context tokens (5 blocks of 128) stay in the pool beside the probe's one block.
+    assert usage >= 5 * 128 / (POOL_BYTES / (2 * 2 * 2 * 64 * 2))  # blocks / pool blocks (tiny: 2 layers, 2 kv heads)
+
+
+def test_discard_returns_the_paused_context_to_the_pool(results):
+    preserved, _ = results["preserve"]
+    for policy in ("improved-discard", "vllm"):
+        usage, body = results[policy]
+        records = body["interceptions"]
+        assert records[0]["strategy"] == "discard"
+        assert usage < preserved / 2, (policy, usage, preserved)
+        # Resuming recomputed only what the prefix cache no longer held: at most the context.
+        assert 0 < records[0]["recomputed_tokens"] <= records[0]["context_tokens"] + records[0]["returned_tokens"]
+
+
+def test_every_policy_yields_the_same_greedy_tokens(results):
+    tokens = {policy: body["choices"][0]["token_ids"] for policy, (_, body) in results.items()}
+    assert len(tokens["preserve"]) == 24
+    assert tokens["improved-discard"] == tokens["preserve"]
+    assert tokens["vllm"] == tokens["preserve"]
