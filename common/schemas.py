@@ -124,6 +124,8 @@ class InterceptionRecord(Frozen):
     waste_discard: float = 0.0
     waste_swap: float = 0.0
     """The waste figures (KV bytes x seconds) behind that decision."""
+    held_kv_byte_seconds: float = 0.0
+    """Memory x time its KV stayed in the pool while paused: the waste it really caused."""
     recomputed_tokens: int = 0
     """Context tokens recomputed on resume after a discard (prefix-cache hits excluded)."""
     recompute_s: float = 0.0

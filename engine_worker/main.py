@@ -132,10 +132,13 @@ class EngineWorker:
             request_id=rid, api=call.api, arguments=call.arguments, duration_s=call.duration_s,
             return_tokens=call.return_tokens, traceparent=request.traceparent))
         released = asyncio.create_task(entry.release.wait())
+        paused_at = time.monotonic()
+        held_s = None
         try:
             done, _ = await asyncio.wait({call_task, released}, return_when=asyncio.FIRST_COMPLETED)
             if released in done and not call_task.done():
                 await release_kv()
+                held_s = time.monotonic() - paused_at
                 self._publish_paused()
             result = await call_task
         finally:
@@ -143,8 +146,11 @@ class EngineWorker:
             self._controller.resume(entry)
             self._paused_ids.discard(rid)
             self._publish_paused()
+        held_s = time.monotonic() - paused_at if held_s is None else held_s
+        held = held_s * context_tokens * self._profile.cost_model.kv_bytes_per_token
         d = entry.decision
-        report = PauseReport(entry.predicted_s, d.waste_preserve, d.waste_discard, d.waste_swap) if d else PauseReport()
+        report = PauseReport(entry.predicted_s, d.waste_preserve if d else 0.0, d.waste_discard if d else 0.0,
+                             d.waste_swap if d else 0.0, held)
         return result, report
 
     def _publish_paused(self) -> None:
@@ -157,9 +163,12 @@ class EngineWorker:
             r = event.record
             metrics.interceptions_total.labels(worker, r.api, r.strategy, "ok" if r.ok else "error").inc()
             metrics.interception_seconds.labels(worker, r.api).observe(r.duration_s)
+            metrics.paused_kv_byte_seconds_total.labels(worker, r.strategy).inc(r.held_kv_byte_seconds)
         elif isinstance(event, FinalEvent):
             metrics.requests_total.labels(worker, event.finish_reason).inc()
             metrics.generated_tokens_total.labels(worker).inc(event.usage.completion_tokens)
+            # Recompute happens after a resume, so only the final records carry it.
+            metrics.recomputed_tokens_total.labels(worker).inc(sum(r.recomputed_tokens for r in event.interceptions))
         await self._out.emit(request_id, event)
 
     def status(self) -> dict:

@@ -16,6 +16,13 @@ interception_seconds = Histogram(
     f"{PREFIX}interception_duration_seconds", "Time a request spent paused at an API call", ["worker", "api"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
+paused_kv_byte_seconds_total = Counter(
+    f"{PREFIX}paused_kv_byte_seconds_total", "KV memory x time held by paused requests (the waste)",
+    ["worker", "strategy"],
+)
+recomputed_tokens_total = Counter(
+    f"{PREFIX}recomputed_tokens_total", "Context tokens recomputed when discarded requests resumed", ["worker"],
+)
 requests_total = Counter(f"{PREFIX}requests_total", "Requests finished, by finish reason", ["worker", "finish_reason"])
 generated_tokens_total = Counter(f"{PREFIX}generated_tokens_total", "Tokens generated", ["worker"])
 

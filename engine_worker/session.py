@@ -45,6 +45,7 @@ class PauseReport:
     waste_preserve: float = 0.0
     waste_discard: float = 0.0
     waste_swap: float = 0.0
+    held_kv_byte_seconds: float = 0.0
 
 
 PauseForCall = Callable[..., Awaitable[tuple[ToolResult, PauseReport]]]
@@ -252,6 +253,7 @@ class RequestSession:
             error=result.error, strategy="discard" if self._discarded else "preserve",
             predicted_duration_s=pause.predicted_s, waste_preserve=pause.waste_preserve,
             waste_discard=pause.waste_discard, waste_swap=pause.waste_swap,
+            held_kv_byte_seconds=pause.held_kv_byte_seconds,
         )
         self._progress.interceptions.append(record)
         await self._emit(InterceptionEvent(record=record))

@@ -84,6 +84,9 @@ def results(tmp_path_factory) -> dict[str, tuple[float, dict]]:
 def test_preserve_keeps_the_paused_context_in_the_pool(results):
     usage, body = results["preserve"]
     assert [r["strategy"] for r in body["interceptions"]] == ["preserve", "preserve"]
+    first = body["interceptions"][0]
+    # It held its whole context for the whole call: memory x time = waste.
+    assert first["held_kv_byte_seconds"] >= 0.95 * first["duration_s"] * first["context_tokens"] * 1024
     # ~600 context tokens (5 blocks of 128) stay in the pool beside the probe's one block.
     assert usage >= 5 * 128 / (POOL_BYTES / (2 * 2 * 2 * 64 * 2))  # blocks / pool blocks (tiny: 2 layers, 2 kv heads)
 
@@ -94,6 +97,7 @@ def test_discard_returns_the_paused_context_to_the_pool(results):
         usage, body = results[policy]
         records = body["interceptions"]
         assert records[0]["strategy"] == "discard"
+        assert records[0]["held_kv_byte_seconds"] < 0.5 * records[0]["duration_s"] * records[0]["context_tokens"] * 1024
         assert usage < preserved / 2, (policy, usage, preserved)
         # Resuming recomputed only what the prefix cache no longer held: at most the context.
         assert 0 < records[0]["recomputed_tokens"] <= records[0]["context_tokens"] + records[0]["returned_tokens"]
