@@ -29,8 +29,9 @@ def build() -> Dashboard:
     ))
     durations = Row("Pause durations", (
         Panel("Interception duration p90 by API", "90th percentile of the time a request spent paused at an API "
-              "call, by API kind.",
-              quantiles("augserve_engine_interception_duration_seconds", "api", 'worker=~"$worker"', (0.9,)),
+              "call, by API kind, next to the estimator's p90 for the kind.",
+              (*quantiles("augserve_engine_interception_duration_seconds", "api", 'worker=~"$worker"', (0.9,)),
+               q("max by (api) (augserve_estimator_p90_seconds)", "estimated p90 {{api}}")),
               unit="s"),
         Panel("Interception duration p50/p99", "Median and 99th percentile of the pause time over all API kinds.",
               quantiles("augserve_engine_interception_duration_seconds", "", 'worker=~"$worker"', (0.5, 0.99)),

@@ -45,9 +45,9 @@ def build() -> Dashboard:
               (q(f"sum by (worker, finish_reason) (rate(augserve_engine_requests_total{{{WORKER}}}[{RATE}]))",
                  "{{worker}} {{finish_reason}}"),),
               unit="reqps"),
-        Panel("Generated tokens per worker", "Output tokens generated per second by each worker's vLLM engine, "
-              "over all segments of every request (vllm:generation_tokens_total).",
-              (q(f"sum by (worker) (rate(vllm:generation_tokens_total{{{WORKER}}}[{RATE}]))", "{{worker}}"),),
+        Panel("Generated tokens per worker", "Output tokens generated per second on each worker, over all "
+              "segments of a request (augserve_engine_generated_tokens_total, counted when a request finishes).",
+              (q(f"sum by (worker) (rate(augserve_engine_generated_tokens_total{{{WORKER}}}[{RATE}]))", "{{worker}}"),),
               unit="suffix:tok/s"),
         Panel("Scrape targets up", "Prometheus scrape targets answering, per job (1 per healthy process).",
               (q("sum by (job) (up)", "{{job}}"),)),

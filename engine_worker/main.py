@@ -52,7 +52,7 @@ class EngineWorker:
             block_size=self._engine.vllm_config.cache_config.block_size,
             running_context=self._running_context, kv_usage=lambda: engine_stats.LATEST.kv_cache_usage,
             history_remaining=history.expected_remaining, interval_s=s.policy_interval_s)
-        metrics.serve(s.metrics_port)
+        metrics.serve(s.metrics_port, s.metrics_host)
         await self._heartbeat_once()
         log.info("engine worker %s ready: model %s, policy %s", s.worker_id, s.model_id, s.policy)
         background = [asyncio.create_task(self._tools.read_results()), asyncio.create_task(self._heartbeat()),

@@ -27,6 +27,6 @@ requests_total = Counter(f"{PREFIX}requests_total", "Requests finished, by finis
 generated_tokens_total = Counter(f"{PREFIX}generated_tokens_total", "Tokens generated", ["worker"])
 
 
-def serve(port: int) -> None:
+def serve(port: int, host: str = "127.0.0.1") -> None:
     if port:
-        start_http_server(port, addr="127.0.0.1")
+        start_http_server(port, addr=host)

@@ -33,6 +33,8 @@ class WorkerSettings(CommonSettings):
     """torch.compile costs 15-43 s at start-up on CPU for little gain on small models."""
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
     """Prometheus port of this worker (0: none)."""
+    metrics_host: str = "127.0.0.1"
+    """Address the metrics port binds; 0.0.0.0 in containers so Prometheus can scrape it."""
     heartbeat_s: Annotated[float, Field(gt=0, le=60)] = 2.0
     policy: Literal["preserve", "vllm", "improved-discard", "infercept"] = "infercept"
     """What a paused request's KV cache gets (engine_worker/policies/handling.py): `preserve` keeps
