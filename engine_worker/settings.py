@@ -36,10 +36,11 @@ class WorkerSettings(CommonSettings):
     metrics_host: str = "127.0.0.1"
     """Address the metrics port binds; 0.0.0.0 in containers so Prometheus can scrape it."""
     heartbeat_s: Annotated[float, Field(gt=0, le=60)] = 2.0
-    policy: Literal["preserve", "vllm", "improved-discard", "infercept"] = "infercept"
+    policy: Literal["preserve", "vllm", "improved-discard", "infercept", "infercept-code"] = "infercept"
     """What a paused request's KV cache gets (engine_worker/policies/handling.py): `preserve` keeps
     it, `vllm` discards it and re-queues the resumed request at the back, `improved-discard`
-    discards and keeps its original place, `infercept` chooses by minimum waste every tick."""
+    discards and keeps its original place, `infercept` chooses by minimum waste every tick,
+    `infercept-code` is the released code's variant of that rule."""
     duration_estimate: Literal["elapsed", "history", "oracle"] = "elapsed"
     """Call duration in the preserve waste: time since the call began (the paper), the
     estimator's history conditional on it, or the plan's stated duration (comparisons only)."""

@@ -70,6 +70,21 @@ def infercept(paused: list[PausedRequest], batch: BatchState, cm: CostModel) -> 
     return out
 
 
+def infercept_code(paused: list[PausedRequest], batch: BatchState, cm: CostModel) -> list[Handling]:
+    """The released code's variant: everyone starts preserved; each iteration the candidates whose
+    discard waste is below their preserve waste are discarded, except the one with the highest
+    discard waste, which the code would swap out partially when memory runs short (no swap path
+    here, so it stays preserved)."""
+    scored = [(p, *_figures(p, batch, cm)) for p in paused]
+    candidates = [s for s in scored if s[2] < s[1]]
+    spared = max(candidates, key=lambda s: (s[2], s[0].request_id))[0].request_id if candidates else None
+    out = []
+    for p, wp, wd, ws in scored:
+        strategy: Strategy = "discard" if wd < wp and p.request_id != spared else "preserve"
+        out.append(Handling(p.request_id, strategy, wp, wd, ws))
+    return out
+
+
 def _always(strategy: Strategy) -> Callable[[list[PausedRequest], BatchState, CostModel], list[Handling]]:
     def policy(paused: list[PausedRequest], batch: BatchState, cm: CostModel) -> list[Handling]:
         return [Handling(p.request_id, strategy, *_figures(p, batch, cm)) for p in paused]
@@ -78,10 +93,11 @@ def _always(strategy: Strategy) -> Callable[[list[PausedRequest], BatchState, Co
     return policy
 
 
-PolicyName = Literal["infercept", "vllm", "improved-discard", "preserve", "swap"]
+PolicyName = Literal["infercept", "infercept-code", "vllm", "improved-discard", "preserve", "swap"]
 
 POLICIES: dict[str, Callable[[list[PausedRequest], BatchState, CostModel], list[Handling]]] = {
     "infercept": infercept,
+    "infercept-code": infercept_code,
     "vllm": _always("discard"),  # and re-queued at the back as a new request (queue order)
     "improved-discard": _always("discard"),  # re-queued at the front (original arrival order)
     "preserve": _always("preserve"),

@@ -79,3 +79,20 @@ def test_infercept_respects_the_swap_budget_and_decides_each_request_once(paused
 def test_fixed_policies_choose_their_strategy_for_everyone(paused):
     for name, strategy in [("preserve", "preserve"), ("swap", "swap"), ("vllm", "discard"), ("improved-discard", "discard")]:
         assert {d.strategy for d in POLICIES[name](paused, BatchState(100, 0), CM)} <= {strategy}
+
+
+def test_infercept_code_spares_the_costliest_discard_candidate():
+    paused = [
+        PausedRequest("a", 300, expected_duration_s=20.0),
+        PausedRequest("b", 900, expected_duration_s=20.0),  # highest discard waste of the candidates
+        PausedRequest("c", 300, expected_duration_s=0.0),   # preserve is free: not a candidate
+    ]
+    decisions = {d.request_id: d.strategy for d in POLICIES["infercept-code"](paused, BatchState(1000, 0), CM)}
+    assert decisions == {"a": "discard", "b": "preserve", "c": "preserve"}
+
+
+@given(paused_lists)
+def test_infercept_code_never_discards_when_preserving_is_cheaper(paused):
+    for d in POLICIES["infercept-code"](paused, BatchState(500, 0), CM):
+        if d.strategy == "discard":
+            assert d.waste_discard < d.waste_preserve
