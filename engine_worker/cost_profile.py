@@ -185,15 +185,16 @@ async def profile_engine(engine, model_path: str, dtype: str, vocab_size: int, q
 
 
 async def _cli(model: str, dtype: str, force: bool) -> int:
+    from engine_worker.engine import build_engine
+    from engine_worker.settings import WorkerSettings
+
+    settings = WorkerSettings(model_path=model, dtype=dtype, max_num_seqs=4)
+    dtype = settings.engine_dtype
     path = cache_path(model, dtype)
     cached = None if force else load(path)
     if cached is not None:
         print(f"cached profile {path}:\n{describe(cached)}")
         return 0
-    from engine_worker.engine import build_engine
-    from engine_worker.settings import WorkerSettings
-
-    settings = WorkerSettings(model_path=model, dtype=dtype, max_num_seqs=4)
     engine = build_engine(settings)
     try:
         vocab = json.loads((Path(model) / "config.json").read_text())["vocab_size"]
@@ -219,7 +220,7 @@ async def load_or_profile(engine, model_path: str, dtype: str) -> Profile:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Profile the intercept cost model on this machine.")
     parser.add_argument("--model", required=True)
-    parser.add_argument("--dtype", default="bfloat16", choices=sorted(DTYPE_BYTES))
+    parser.add_argument("--dtype", default="auto", choices=sorted(DTYPE_BYTES))
     parser.add_argument("--force", action="store_true", help="re-profile even if cached")
     args = parser.parse_args(argv)
     return asyncio.run(_cli(args.model, args.dtype, args.force))

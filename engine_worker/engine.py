@@ -21,7 +21,7 @@ def build_engine(settings: WorkerSettings):
     args = AsyncEngineArgs(
         model=settings.model_path,
         served_model_name=[settings.model_id],
-        dtype=settings.dtype,
+        dtype=settings.engine_dtype,
         max_model_len=settings.max_model_len,
         kv_cache_memory_bytes=settings.kv_cache_bytes,
         max_num_seqs=settings.max_num_seqs,

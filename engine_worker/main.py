@@ -44,7 +44,7 @@ class EngineWorker:
         self._stream = RequestStream(self._redis, s.worker_id)
         self._out = OutputPublisher(self._redis)
         await self._stream.ensure_group()
-        self._profile = await load_or_profile(self._engine, s.model_path, s.dtype)
+        self._profile = await load_or_profile(self._engine, s.model_path, s.engine_dtype)
         log.info("cost model:\n%s", describe(self._profile))
         history = EstimatorClient.from_url(s.redis_url, time_scale=s.time_scale)
         self._controller = InterceptController(

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field
 
 from common.settings import CommonSettings
+
+
+def native_bf16() -> bool:
+    if Path("/dev/nvidiactl").exists():
+        return True
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = cpuinfo.read_text() if cpuinfo.exists() else ""
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _default_worker_id() -> str:
@@ -22,7 +31,9 @@ class WorkerSettings(CommonSettings):
     """Local Hugging Face model folder (weights, config, tokenizer with chat template)."""
     model_id: str = "SmolLM2-135M-Instruct"
     """The name clients use (OpenAI `model`)."""
-    dtype: Literal["bfloat16", "float32", "float16", "auto"] = "bfloat16"
+    dtype: Literal["bfloat16", "float32", "float16", "auto"] = "auto"
+    """auto: bfloat16 on GPUs and on CPUs with native bf16 (AVX512-BF16/AMX), else float32: on an
+    AVX2-only CPU bf16 measured 4-7x slower than float32 (bench/config.py)."""
     max_model_len: Annotated[int, Field(ge=64, le=131072)] = 4096
     kv_cache_bytes: Annotated[int, Field(ge=1 << 20)] = 512 << 20
     """Size of vLLM's KV pool: the memory that paused requests compete for."""
@@ -46,3 +57,9 @@ class WorkerSettings(CommonSettings):
     estimator's history conditional on it, or the plan's stated duration (comparisons only)."""
     policy_interval_s: Annotated[float, Field(gt=0, le=10)] = 0.05
     """How often paused requests are re-evaluated."""
+
+    @property
+    def engine_dtype(self) -> str:
+        if self.dtype != "auto":
+            return self.dtype
+        return "bfloat16" if native_bf16() else "float32"

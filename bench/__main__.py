@@ -1,0 +1,111 @@
+"""`python -m bench [--quick] [options]`: see bench/README.md. Exit status 0 when every system
+ran, 1 when one failed (the others' results are still written)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from bench import report
+from bench.config import profile
+from bench.runner import run_benchmark
+from bench.trace import REQUEST_TYPES
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError("rates must be positive")
+    return values
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(v.strip() for v in text.split(",") if v.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return names
+
+
+def _types(text: str) -> tuple[str, ...] | None:
+    if text == "all":
+        return None
+    names = _names(text)
+    unknown = [n for n in names if n not in REQUEST_TYPES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown types {unknown}: choose from {', '.join(REQUEST_TYPES)} or all")
+    return names
+
+
+def _env(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.startswith("AUGSERVE_"):
+        raise argparse.ArgumentTypeError(f"expected AUGSERVE_NAME=value, got {text!r}")
+    return name, value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description="Benchmark intercept policies on the whole stack.")
+    p.add_argument("--quick", action="store_true", help="the quick profile (~3 min on 2 cores); default: full")
+    p.add_argument("--policies", type=_names, help="comma-separated engine policies, one stack each")
+    p.add_argument("--rates", type=_floats, help="request rates (req/s) to sweep, e.g. 0.5,1,2")
+    p.add_argument("--window", dest="window_s", type=float, help="seconds of arrivals per rate")
+    p.add_argument("--drain", dest="drain_s", type=float, help="seconds after the window before cutting requests")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--trace", type=Path, help="workload trace file (shared/data/README.md format)")
+    p.add_argument("--types", type=_types, help=f"request types: all, or some of {','.join(REQUEST_TYPES)}")
+    p.add_argument("--time-scale", type=float, help="stand-in call durations = trace api_time x this")
+    p.add_argument("--token-scale", type=float, help="multiplies every token count of the trace")
+    p.add_argument("--context-cap", type=int, help="prompt + generated + returned tokens per request")
+    p.add_argument("--kv-cache-mb", type=float, help="the engine's KV pool in MB (default: the profile's)")
+    p.add_argument("--kv-cache-tokens", type=int, help="the KV pool in tokens of the served model (instead of MB)")
+    p.add_argument("--model", help="default, tiny, or a local Hugging Face model folder")
+    p.add_argument("--dtype", choices=("auto", "bfloat16", "float16", "float32"),
+                   help="the engine's dtype (auto: float32 on CPUs without native bf16)")
+    p.add_argument("--mode", choices=("open", "closed"), help="open loop (Poisson arrivals) or closed loop")
+    p.add_argument("--concurrency", type=int, help="closed loop: concurrent clients")
+    p.add_argument("--no-stream", dest="stream", action="store_const", const=False,
+                   help="non-streaming requests (no time to first token)")
+    p.add_argument("--worker-env", type=_env, action="append", metavar="AUGSERVE_X=VALUE",
+                   help="an extra engine worker setting for every system (repeatable), e.g. "
+                        "AUGSERVE_DURATION_ESTIMATE=oracle")
+    p.add_argument("--out", dest="out_dir", type=Path, help="results folder (default bench-results)")
+    return p
+
+
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = vars(parser().parse_args(argv))
+    name = "quick" if args.pop("quick") else "full"
+    args["worker_env"] = dict(args["worker_env"]) if args["worker_env"] else None
+    cfg = profile(name, **args)
+    # Stop like Ctrl-C on SIGTERM too, so the running stack's processes are stopped (finally).
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # even where a background launch ignored it
+    try:
+        results, path = run_benchmark(cfg)
+    except KeyboardInterrupt:
+        print("bench: interrupted, stacks stopped", file=sys.stderr)
+        return 130
+    except ValueError as exc:  # bad parameters (pool too small for the cap, no requests of a type, ...)
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    print()
+    print(report.table(results))
+    print(f"\nresults: {path} (and {cfg.out_dir / 'latest.json'}), plots: {cfg.out_dir}/latest-*.png, "
+          f"wall time {results['wall_s']:.0f}s")
+    failed = report.failed_systems(results)
+    if failed:
+        print(f"failed systems: {', '.join(failed)} (see 'error' in the results file)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

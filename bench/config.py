@@ -1,0 +1,135 @@
+"""The benchmark's parameters, its two profiles, and sizing the KV pool for a model.
+
+Profiles (every field can be overridden on the command line):
+- quick: ~3 min on 2 CPU cores with the default model. Two systems (vllm, the discard baseline,
+  and infercept), one rate (1 req/s), a 20 s window (+ at most 15 s to drain); token counts x0.1
+  and context cap 256, so the KV pool shrinks with them to 768 tokens (6 blocks); stand-in call
+  times x0.05 (a 28 s human turn becomes 1.4 s).
+- full: the four systems, the rate sweep 0.5, 1, 2 req/s, trace token counts as they are with
+  InferCept's 2048-token context cap, a 64 MB KV pool (~2,700 tokens of SmolLM2-135M in bf16),
+  and call times and window scaled by one factor, 0.1: a 120 s window. Hours on 2 cores.
+dtype "auto" runs the model in float32 on a CPU without native bf16 (no AVX512-BF16/AMX): there
+bf16 is emulated and 4-7x slower (measured with SmolLM2-135M on an AVX2 machine). Elsewhere the
+engine worker's own default.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from bench.trace import DEFAULT_TRACE
+
+DEFAULT_POLICIES = ("vllm", "improved-discard", "preserve", "infercept")
+BLOCK_TOKENS = 128
+"""vLLM's KV block size on CPU."""
+MAX_MODEL_LEN = 4096
+"""The engine worker's default; the benchmark lowers it to what the pool can hold."""
+TEMPLATE_MARGIN = 64
+"""Tokens of max_model_len beyond the context cap, in case the client's count is off."""
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    profile: str
+    policies: tuple[str, ...] = DEFAULT_POLICIES
+    rates: tuple[float, ...] = (0.5, 1.0, 2.0)
+    window_s: float = 120.0
+    drain_s: float = 300.0
+    """How long after the window unfinished requests may still complete before they are cut."""
+    seed: int = 0
+    trace: Path = DEFAULT_TRACE
+    types: tuple[str, ...] | None = None
+    """Request types to sample (None: the whole mixture)."""
+    time_scale: float = 0.1
+    token_scale: float = 1.0
+    context_cap: int = 2048
+    kv_cache_mb: float | None = 64.0
+    """The engine's KV pool; None: kv_cache_tokens tokens of the served model."""
+    kv_cache_tokens: int = 2688
+    model: str = "default"
+    """default (SmolLM2-135M-Instruct), tiny (random weights, tests), or a model folder."""
+    dtype: str = "auto"
+    """The engine's dtype: auto (see the module docstring), or bfloat16, float16, float32."""
+    mode: Literal["open", "closed"] = "open"
+    concurrency: int = 8
+    """Closed loop: clients, each sending its next request when the last one ends."""
+    stream: bool = True
+    """Stream responses (SSE) to measure time to first token."""
+    executor_concurrency: int = 4
+    out_dir: Path = Path("bench-results")
+    worker_env: dict[str, str] = field(default_factory=dict)
+    """Extra AUGSERVE_* settings for the engine worker."""
+
+
+PROFILES = {
+    "full": BenchConfig(profile="full"),
+    "quick": BenchConfig(
+        profile="quick", policies=("vllm", "infercept"), rates=(1.0,), window_s=20.0, drain_s=15.0,
+        time_scale=0.05, token_scale=0.1, context_cap=256, kv_cache_mb=None, kv_cache_tokens=768,
+    ),
+}
+
+
+def profile(name: str, **overrides) -> BenchConfig:
+    """A profile with the given fields replaced; None means not given. A pool given in tokens
+    (kv_cache_tokens) replaces the profile's pool in MB unless kv_cache_mb is given too."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "kv_cache_tokens" in given and "kv_cache_mb" not in given:
+        given["kv_cache_mb"] = None
+    return replace(PROFILES[name], **given)
+
+
+def resolve_dtype(dtype: str) -> str | None:
+    """The AUGSERVE_DTYPE to run with; None leaves the worker's default."""
+    if dtype != "auto":
+        return dtype
+    if Path("/dev/nvidiactl").exists():
+        return None
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = cpuinfo.read_text() if cpuinfo.exists() else ""
+    return None if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+
+
+def kv_bytes_per_token(model_dir: Path | str, dtype: str | None = None) -> int:
+    """K and V of every layer for one token, from the model's config.json (the worker's default
+    dtype, bf16, when dtype is None)."""
+    cfg = json.loads((Path(model_dir) / "config.json").read_text())
+    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    kv_heads = cfg.get("num_key_value_heads") or cfg["num_attention_heads"]
+    return cfg["num_hidden_layers"] * kv_heads * head_dim * 2 * (4 if dtype == "float32" else 2)
+
+
+@dataclass(frozen=True)
+class PoolSizing:
+    kv_cache_bytes: int
+    pool_tokens: int
+    max_model_len: int
+    bytes_per_token: int
+    dtype: str | None = None
+    """AUGSERVE_DTYPE for the engine worker (None: its default)."""
+
+
+def size_pool(cfg: BenchConfig, bytes_per_token: int, dtype: str | None = None) -> PoolSizing:
+    """The engine's KV pool and max_model_len for this run.
+
+    vLLM refuses to start when one max_model_len request does not fit the pool, so
+    max_model_len = context cap + margin, rounded up to a block, and must fit. A pool given in
+    tokens gets one spare block: vLLM's own estimate keeps back part of one.
+    """
+    max_model_len = min(MAX_MODEL_LEN, math.ceil((cfg.context_cap + TEMPLATE_MARGIN) / BLOCK_TOKENS) * BLOCK_TOKENS)
+    if cfg.kv_cache_mb is not None:
+        kv_bytes = int(cfg.kv_cache_mb * (1 << 20))
+    else:
+        kv_bytes = (math.ceil(cfg.kv_cache_tokens / BLOCK_TOKENS) + 1) * BLOCK_TOKENS * bytes_per_token
+    kv_bytes = max(kv_bytes, 1 << 20)  # the worker's floor
+    pool_tokens = (kv_bytes // bytes_per_token // BLOCK_TOKENS - 1) * BLOCK_TOKENS
+    if pool_tokens < max_model_len:
+        raise ValueError(
+            f"a {kv_bytes / (1 << 20):.1f} MB KV pool holds ~{pool_tokens} tokens of this model "
+            f"({bytes_per_token} bytes/token), under max_model_len {max_model_len} (context cap "
+            f"{cfg.context_cap} + {TEMPLATE_MARGIN}): enlarge the pool or lower --context-cap")
+    return PoolSizing(kv_bytes, pool_tokens, max_model_len, bytes_per_token, dtype)

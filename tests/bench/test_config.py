@@ -1,0 +1,41 @@
+"""Profiles and KV pool sizing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.config import PROFILES, kv_bytes_per_token, profile, resolve_dtype, size_pool
+
+SMOLLM2_135M = {"num_hidden_layers": 30, "num_key_value_heads": 3, "num_attention_heads": 9, "hidden_size": 576}
+
+
+@pytest.mark.parametrize(("dtype", "expected"), [(None, 23_040), ("bfloat16", 23_040), ("float32", 46_080)])
+def test_kv_bytes_per_token_from_the_model_config(tmp_path, dtype, expected):
+    (tmp_path / "config.json").write_text(json.dumps(SMOLLM2_135M))
+    assert kv_bytes_per_token(tmp_path, dtype) == expected
+
+
+@pytest.mark.parametrize(("overrides", "pool_tokens", "max_model_len"), [
+    ({"kv_cache_mb": 64.0, "context_cap": 2048}, 2688, 2176),  # vLLM itself says 2688 for 64 MB
+    ({"kv_cache_tokens": 768, "context_cap": 256}, 768, 384),  # tokens replace the profile's MB
+    ({"kv_cache_tokens": 1000, "context_cap": 512}, 1024, 640),
+])
+def test_pool_sizing(overrides, pool_tokens, max_model_len):
+    sizing = size_pool(profile("full", **overrides), 23_040)
+    assert (sizing.pool_tokens, sizing.max_model_len) == (pool_tokens, max_model_len)
+    assert sizing.kv_cache_bytes // 23_040 >= pool_tokens
+
+
+def test_a_pool_too_small_for_the_context_cap_is_refused():
+    with pytest.raises(ValueError, match="enlarge the pool or lower --context-cap"):
+        size_pool(profile("full", kv_cache_mb=16.0, context_cap=2048), 23_040)
+
+
+def test_profiles_and_overrides():
+    quick = profile("quick")
+    assert quick.profile == "quick" and len(quick.policies) == 2 and quick.rates == (1.0,)
+    assert profile("quick", window_s=5.0, seed=None).window_s == 5.0  # None keeps the profile's value
+    assert PROFILES["full"].policies == ("vllm", "improved-discard", "preserve", "infercept")
+    assert resolve_dtype("float16") == "float16" and resolve_dtype("auto") in (None, "float32")

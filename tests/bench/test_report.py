@@ -1,0 +1,47 @@
+"""The printed table, the results file and the plots, from a hand-made results object."""
+
+from __future__ import annotations
+
+import json
+
+from bench.metrics import system_metrics
+from bench.report import plot, table, write_json
+
+RECORDS = [
+    {"arrival_s": 0.0, "sent_s": 0.0, "end_s": 3.0, "first_token_s": 0.4, "ok": True, "completion_tokens": 20,
+     "interceptions": [{"api": "tts", "duration_s": 1.0, "strategy": "discard", "recomputed_tokens": 90}]},
+    {"arrival_s": 1.0, "sent_s": 1.0, "end_s": 2.0, "first_token_s": 1.1, "ok": True, "completion_tokens": 10,
+     "interceptions": []},
+]
+
+
+def _results() -> dict:
+    run = lambda rate: {"rate": rate, "concurrency": None, "ok": True, "error": None, "wall_s": 5.0,  # noqa: E731
+                        "worker_idle_after": True, "metrics": system_metrics(RECORDS, 5.0), "requests": RECORDS}
+    return {
+        "schema_version": 1, "profile": "quick", "parameters": {"model": "tiny"},
+        "systems": [
+            {"policy": "infercept", "ok": True, "error": None, "runs": [run(0.5), run(1.0)]},
+            {"policy": "vllm", "ok": False, "runs": [],
+             "error": "RuntimeError: engine-0 exited | policy | Input should be 'preserve'"},
+        ],
+    }
+
+
+def test_table_has_a_row_per_run_and_a_clear_failure_row():
+    lines = table(_results()).splitlines()
+    assert lines[0].split()[:3] == ["system", "load", "done/sent"]
+    assert lines[1].split()[:4] == ["infercept", "0.5/s", "2/2", "0.40"]
+    assert "0/1/0" in lines[1] and lines[1].split()[-2:] == ["90", "-"]  # mix, recomputed, no held KV
+    assert lines[3].startswith("vllm") and "FAILED: RuntimeError: engine-0 exited" in lines[3]
+
+
+def test_results_file_latest_copy_and_plots(tmp_path):
+    results = _results()
+    path = write_json(results, tmp_path, "quick-x")
+    assert json.loads(path.read_text()) == json.loads((tmp_path / "latest.json").read_text())
+    written = plot(results, tmp_path, "quick-x")
+    names = {p.name for p in written}
+    assert names == {"quick-x-normalized-latency.png", "quick-x-strategy-mix.png"}
+    for name in names | {"latest-normalized-latency.png", "latest-strategy-mix.png"}:
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
