@@ -49,13 +49,19 @@ class Profile:
 
 
 def fit_linear(samples: list[tuple[int, float]]) -> Fit:
-    xs, ys = [float(x) for x, _ in samples], [y for _, y in samples]
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    sxx = sum((x - mx) ** 2 for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx else 0.0
-    intercept = my - slope * mx
-    err = max(abs(slope * x + intercept - y) / y for x, y in zip(xs, ys) if y > 0)
-    return Fit(slope=max(slope, 1e-12), intercept=max(intercept, 0.0), max_rel_error=err)
+    """Least squares on RELATIVE error (weights 1/y^2): small steps matter as much as big ones,
+    since the policy compares recompute costs of contexts from tens to thousands of tokens."""
+    pts = [(float(x), y) for x, y in samples if y > 0]
+    ws = [1.0 / (y * y) for _, y in pts]
+    sw = sum(ws)
+    mx = sum(w * x for w, (x, _) in zip(ws, pts)) / sw
+    my = sum(w * y for w, (_, y) in zip(ws, pts)) / sw
+    sxx = sum(w * (x - mx) ** 2 for w, (x, _) in zip(ws, pts))
+    slope = sum(w * (x - mx) * (y - my) for w, (x, y) in zip(ws, pts)) / sxx if sxx else 0.0
+    slope = max(slope, 1e-12)
+    intercept = max(my - slope * mx, 0.0)
+    err = max(abs(slope * x + intercept - y) / y for x, y in pts)
+    return Fit(slope=slope, intercept=intercept, max_rel_error=err)
 
 
 def saturation_tokens(fit: Fit) -> int:
@@ -125,6 +131,7 @@ def profile_swap(bytes_per_token: int, reps: int = 5) -> list[tuple[int, float]]
     for n in SWAP_SIZES:
         src = torch.empty(n * bytes_per_token, dtype=torch.uint8, device=device)
         host = torch.empty_like(src, device="cpu", pin_memory=device == "cuda")
+        host.copy_(src)  # first touch faults the pages in: not part of a copy's cost
         times = []
         for _ in range(reps):
             if device == "cuda":
