@@ -15,13 +15,14 @@ engine worker's own default.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 from bench.trace import DEFAULT_TRACE
+from engine_worker import cost_profile
+from engine_worker.settings import native_bf16
 
 DEFAULT_POLICIES = ("vllm", "improved-discard", "preserve", "infercept")
 BLOCK_TOKENS = 128
@@ -87,20 +88,12 @@ def resolve_dtype(dtype: str) -> str | None:
     """The AUGSERVE_DTYPE to run with; None leaves the worker's default."""
     if dtype != "auto":
         return dtype
-    if Path("/dev/nvidiactl").exists():
-        return None
-    cpuinfo = Path("/proc/cpuinfo")
-    flags = cpuinfo.read_text() if cpuinfo.exists() else ""
-    return None if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+    return None if native_bf16() else "float32"
 
 
 def kv_bytes_per_token(model_dir: Path | str, dtype: str | None = None) -> int:
-    """K and V of every layer for one token, from the model's config.json (the worker's default
-    dtype, bf16, when dtype is None)."""
-    cfg = json.loads((Path(model_dir) / "config.json").read_text())
-    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
-    kv_heads = cfg.get("num_key_value_heads") or cfg["num_attention_heads"]
-    return cfg["num_hidden_layers"] * kv_heads * head_dim * 2 * (4 if dtype == "float32" else 2)
+    """K and V of every layer for one token (the worker's bf16 when dtype is None)."""
+    return cost_profile.kv_bytes_per_token(str(model_dir), dtype or "bfloat16")
 
 
 @dataclass(frozen=True)
