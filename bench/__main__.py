@@ -56,7 +56,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--window", dest="window_s", type=float, help="seconds of arrivals per rate")
     p.add_argument("--drain", dest="drain_s", type=float, help="seconds after the window before cutting requests")
     p.add_argument("--seed", type=int)
-    p.add_argument("--trace", type=Path, help="workload trace file (shared/data/README.md format)")
+    p.add_argument("--trace", type=Path, help="workload trace file (default: bench/data/infercept_mixture.json; format in bench/trace.py)")
     p.add_argument("--types", type=_types, help=f"request types: all, or some of {','.join(REQUEST_TYPES)}")
     p.add_argument("--time-scale", type=float, help="stand-in call durations = trace api_time x this")
     p.add_argument("--token-scale", type=float, help="multiplies every token count of the trace")

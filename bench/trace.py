@@ -28,14 +28,7 @@ from typing import Literal
 RequestType = Literal["math", "qa", "ve", "chatbot", "image", "tts"]
 REQUEST_TYPES: tuple[str, ...] = RequestType.__args__  # type: ignore[attr-defined]
 
-def _default_trace() -> Path:
-    """shared/data/infercept_mixture.json inside the checkout or next to it (/work/shared)."""
-    repo = Path(__file__).resolve().parent.parent
-    candidates = [base / "shared" / "data" / "infercept_mixture.json" for base in (repo, repo.parent)]
-    return next((c for c in candidates if c.exists()), candidates[-1])
-
-
-DEFAULT_TRACE = _default_trace()
+DEFAULT_TRACE = Path(__file__).resolve().parent / "data" / "infercept_mixture.json"
 """`--trace` points elsewhere."""
 
 CHARS_PER_TOKEN = 4

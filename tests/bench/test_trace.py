@@ -61,7 +61,6 @@ def test_any_file_of_the_format_loads(tmp_path):
     assert [(r.key, r.type, r.num_calls) for r in requests] == [(HEX, "math", 1), ("7", "chatbot", 1)]
 
 
-@pytest.mark.skipif(not DEFAULT_TRACE.exists(), reason="shared/data/infercept_mixture.json not present")
 def test_the_real_trace_has_the_readme_counts_per_type():
     requests = load_trace(DEFAULT_TRACE)
     assert len(requests) == 397

@@ -94,9 +94,8 @@ def test_poisson_arrivals_start_with_a_burst_and_stay_in_the_window(rate):
     assert statistics.stdev(gaps) == pytest.approx(1 / rate, rel=0.15)  # exponential: sd = mean
 
 
-@pytest.mark.skipif(not DEFAULT_TRACE.exists(), reason="shared/data/infercept_mixture.json not present")
 class TestOnTheRealTrace:
-    trace = load_trace(DEFAULT_TRACE) if DEFAULT_TRACE.exists() else []
+    trace = load_trace(DEFAULT_TRACE)
 
     @pytest.mark.parametrize(("cap", "scale"), [(2048, 1.0), (512, 0.25), (256, 0.1)])
     def test_every_request_converts_within_the_cap(self, cap, scale):
