@@ -89,3 +89,11 @@ def test_system_metrics_of_a_run_where_nothing_completed():
     m = system_metrics([_rec(0.0, 1.0, 0, ok=False)], window_s=5.0)
     assert m["requests"]["completed"] == 0 and m["completed_per_s"] == 0.0
     assert m["output_tokens_per_s"] is None and m["normalized_latency_s"]["mean"] is None
+
+
+def test_duration_estimate_errors_compare_prediction_and_actual():
+    from bench.metrics import duration_estimate_errors
+
+    calls = [{"predicted_duration_s": 2.0, "duration_s": 3.5}, {"predicted_duration_s": 1.0, "duration_s": 0.25},
+             {"duration_s": 1.0}]
+    assert duration_estimate_errors(calls) == [1.5, 0.75]
