@@ -142,7 +142,7 @@ class RequestSession:
         chunk_tokens, segment_index = list(req.prompt_token_ids), 0
         final: FinalEvent | None = None
         while final is None:
-            params = self._params(segment_index, len(self._context) if self._attempt else len(chunk_tokens))
+            params = self._params(segment_index, self.context_len())
             self._inputs = asyncio.Queue()
             resubmitted_at = time.perf_counter()
             vllm_id = req.request_id if self._attempt == 0 else f"{req.request_id}~{self._attempt}"
