@@ -54,8 +54,6 @@ PauseForCall = Callable[..., Awaitable[tuple[ToolResult, PauseReport]]]
 @dataclass
 class _Progress:
     generated: list[int] = field(default_factory=list)
-    appended: int = 0
-    """Tokens the server added to the context (tool results, turn markers); not re-sent ones."""
     visible: list[str] = field(default_factory=list)
     interceptions: list[InterceptionRecord] = field(default_factory=list)
 
@@ -260,13 +258,13 @@ class RequestSession:
         # Room for the appended tokens and at least one generated token.
         if context_len + len(appended) + 1 > self._max_model_len or self._budget_left() <= 0:
             return None
-        self._progress.appended += len(appended)
         self._context.extend(appended)
         return [last_token, *appended]
 
     def _final(self, outcome: Finish) -> FinalEvent:
         p = self._progress
-        prompt_tokens = len(self.request.prompt_token_ids) + p.appended
+        # The client's prompt plus every token the server appended: the context less what was generated.
+        prompt_tokens = len(self._context) - len(p.generated)
         return FinalEvent(
             finish_reason=outcome.reason, text="".join(p.visible), token_ids=list(p.generated),
             usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=len(p.generated),
