@@ -23,6 +23,19 @@ def tool_result_stream(worker_id: str) -> str:
     return f"{PREFIX}:tool-results:{worker_id}"
 
 
+def kv_swap_marks(worker_id: str) -> str:
+    """Set of a worker's vLLM request ids whose KV goes to the host buffer when aborted."""
+    return f"{PREFIX}:kvswap:{worker_id}"
+
+
+def kv_swap_stats(vllm_request_id: str) -> str:
+    """Hash of one swap's copy times (out_s, in_s), written by the connector's worker side."""
+    return f"{PREFIX}:kvswap:stats:{vllm_request_id}"
+
+
+KV_SWAP_STATS_TTL_S = 600
+
+
 def duration_history(api: str) -> str:
     """Estimator: recent call durations of one API kind (a capped list)."""
     return f"{PREFIX}:estimator:durations:{api}"

@@ -130,6 +130,11 @@ class InterceptionRecord(Frozen):
     """Context tokens recomputed on resume after a discard (prefix-cache hits excluded)."""
     recompute_s: float = 0.0
     """Time from re-submitting the context to its first output token."""
+    swapped_bytes: int = 0
+    """KV bytes copied to the host buffer and back (a swap)."""
+    swap_out_s: float = 0.0
+    swap_in_s: float = 0.0
+    """Copy time of a swap in each direction, as the KV connector measured it."""
 
 
 class Usage(Frozen):

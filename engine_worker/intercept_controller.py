@@ -2,11 +2,15 @@
 
 Mechanism only: it snapshots the paused requests into frozen PausedRequest values, asks the
 configured policy (engine_worker/policies) for decisions, and carries out the ones that change
-something. A paused request starts preserved (its vLLM session holds its KV); a discard decision
-sets its `release` event, and the owning session then ends its vLLM request, returning the blocks
-to the pool (full blocks stay in the prefix cache until evicted). Discard is one-way: a discarded
-request is recomputed when it resumes. Swap needs a KV connector and is not built yet: the swap
-budget handed to the policy is 0, so `infercept` chooses between preserve and discard.
+something. A paused request starts preserved (its vLLM session holds its KV); a discard or swap
+decision sets `released_as` and its `release` event, and the owning session then ends its vLLM
+request: a discard returns the blocks to the pool (full blocks stay in the prefix cache until
+evicted), a swap has the KV connector copy them to the host buffer first (engine_worker/kv_swap).
+Both are one-way for the pause: the resumed request recomputes or loads its context.
+
+The policy's swap budget per tick is what one forward step of the running batch can hide
+(T_swap(n) = T_fwd(batch)), capped by the room left in the host buffer; a swap decision that
+does not fit the buffer keeps the request preserved.
 """
 
 from __future__ import annotations
@@ -35,19 +39,21 @@ class Paused:
     started: float
     oracle_s: float | None
     release: asyncio.Event = field(default_factory=asyncio.Event)
+    released_as: str | None = None
+    """"discard" or "swap" once released."""
     decision: Handling | None = None
     predicted_s: float = 0.0
 
     @property
     def strategy(self) -> str:
-        return "discard" if self.release.is_set() else "preserve"
+        return self.released_as or "preserve"
 
 
 class InterceptController:
     def __init__(self, policy: str, cost_model: CostModel, duration_mode: DurationMode, block_size: int,
                  running_context: Callable[[], int], kv_usage: Callable[[], float],
                  history_remaining: Callable[[str, float], float] | None = None, interval_s: float = 0.05,
-                 clock: Callable[[], float] = time.monotonic):
+                 swap_capacity_tokens: int = 0, clock: Callable[[], float] = time.monotonic):
         self._decide = POLICIES[policy]
         self.policy = policy
         self.cost_model = cost_model
@@ -57,6 +63,7 @@ class InterceptController:
         self._kv_usage = kv_usage
         self._history_remaining = history_remaining
         self._interval_s = interval_s
+        self._swap_capacity_tokens = swap_capacity_tokens
         self._clock = clock
         self._paused: dict[str, Paused] = {}
 
@@ -70,7 +77,7 @@ class InterceptController:
         self._paused.pop(entry.request_id, None)
 
     def counts(self) -> dict[str, int]:
-        out = {"preserve": 0, "discard": 0}
+        out = {"preserve": 0, "discard": 0, "swap": 0}
         for entry in self._paused.values():
             out[entry.strategy] += 1
         return out
@@ -81,21 +88,36 @@ class InterceptController:
         entry.predicted_s = expected_duration(self._mode, elapsed, remaining, entry.oracle_s)
         full_blocks = entry.context_tokens // self._block_size * self._block_size
         cached = full_blocks if self._kv_usage() < HIGH_KV_USAGE else 0
-        return PausedRequest(entry.request_id, entry.context_tokens, entry.predicted_s, cached)
+        total = entry.oracle_s if self._mode == "oracle" else (elapsed + remaining if remaining is not None else None)
+        return PausedRequest(entry.request_id, entry.context_tokens, entry.predicted_s, cached,
+                             elapsed_s=elapsed, predicted_duration_s=total)
 
     def tick(self) -> list[Handling]:
         now = self._clock()
         candidates = [e for e in self._paused.values() if not e.release.is_set()]
         if not candidates:
             return []
-        batch = BatchState(running_context_tokens=self._running_context(), swap_budget_tokens=0)
+        running = self._running_context()
+        room = self.swap_room_tokens()
+        batch = BatchState(running_context_tokens=running,
+                           swap_budget_tokens=min(room, self.cost_model.swap_budget_tokens(running)))
         decisions = self._decide([self._snapshot(e, now) for e in candidates], batch, self.cost_model)
         for decision in decisions:
             entry = self._paused[decision.request_id]
             entry.decision = decision
-            if decision.strategy == "discard":
+            if decision.strategy == "swap":
+                if entry.context_tokens > room:
+                    continue  # the host buffer cannot take it: it stays preserved
+                room -= entry.context_tokens
+            if decision.strategy in ("discard", "swap"):
+                entry.released_as = decision.strategy
                 entry.release.set()
         return decisions
+
+    def swap_room_tokens(self) -> int:
+        """Tokens the host buffer can still take (swapped requests hold theirs until resumed)."""
+        held = sum(e.context_tokens for e in self._paused.values() if e.released_as == "swap")
+        return max(0, self._swap_capacity_tokens - held)
 
     async def run(self) -> None:
         while True:

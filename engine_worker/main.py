@@ -17,6 +17,8 @@ from engine_worker.intake import OutputPublisher, RequestStream, parse_request
 from engine_worker import engine_stats
 from engine_worker.cost_profile import describe, load_or_profile
 from engine_worker.intercept_controller import InterceptController
+from engine_worker.kv_swap.channel import SwapChannel
+from engine_worker.policies.output_length import OutputLengthHistory
 from engine_worker.session import PauseReport, RequestSession
 from estimator.client import EstimatorClient
 from engine_worker.settings import WorkerSettings
@@ -51,7 +53,10 @@ class EngineWorker:
             s.policy, self._profile.cost_model, s.duration_estimate,
             block_size=self._engine.vllm_config.cache_config.block_size,
             running_context=self._running_context, kv_usage=lambda: engine_stats.LATEST.kv_cache_usage,
-            history_remaining=history.expected_remaining, interval_s=s.policy_interval_s)
+            history_remaining=history.expected_remaining, interval_s=s.policy_interval_s,
+            swap_capacity_tokens=s.swap_space_bytes // self._profile.cost_model.kv_bytes_per_token)
+        self._swap = SwapChannel(self._redis, s.worker_id)
+        self._lengths = OutputLengthHistory()
         metrics.serve(s.metrics_port, s.metrics_host)
         await self._heartbeat_once()
         log.info("engine worker %s ready: model %s, policy %s", s.worker_id, s.model_id, s.policy)
@@ -107,7 +112,8 @@ class EngineWorker:
                 return
             session = RequestSession(request, self._engine, self._codec, self._pause_for_call,
                                      lambda event: self._emit(rid, event), self.settings.max_model_len,
-                                     requeue_at_back=self.settings.policy == "vllm")
+                                     requeue_at_back=self.settings.policy == "vllm", swap=self._swap,
+                                     lengths=self._lengths)
             self._sessions[rid] = session
             final = await session.run()
             await self._emit(rid, final)
@@ -123,7 +129,7 @@ class EngineWorker:
         return sum(s.context_len() for rid, s in self._sessions.items() if rid not in self._paused_ids)
 
     async def _pause_for_call(self, *, request, call, context_tokens, release_kv):
-        """Runs the call; meanwhile the policy may discard the request's KV (release_kv)."""
+        """Runs the call; meanwhile the policy may discard or swap the request's KV (release_kv)."""
         rid = request.request_id
         entry = self._controller.pause(rid, call.api, context_tokens, call.duration_s)
         self._paused_ids.add(rid)
@@ -137,7 +143,7 @@ class EngineWorker:
         try:
             done, _ = await asyncio.wait({call_task, released}, return_when=asyncio.FIRST_COMPLETED)
             if released in done and not call_task.done():
-                await release_kv()
+                await release_kv(entry.released_as)
                 held_s = time.monotonic() - paused_at
                 self._publish_paused()
             result = await call_task
@@ -150,7 +156,8 @@ class EngineWorker:
         held = held_s * context_tokens * self._profile.cost_model.kv_bytes_per_token
         d = entry.decision
         report = PauseReport(entry.predicted_s, d.waste_preserve if d else 0.0, d.waste_discard if d else 0.0,
-                             d.waste_swap if d else 0.0, held)
+                             d.waste_swap if d else 0.0, held,
+                             swapped_bytes=context_tokens * self._profile.cost_model.kv_bytes_per_token)
         return result, report
 
     def _publish_paused(self) -> None:
@@ -169,12 +176,17 @@ class EngineWorker:
             metrics.generated_tokens_total.labels(worker).inc(event.usage.completion_tokens)
             # Recompute happens after a resume, so only the final records carry it.
             metrics.recomputed_tokens_total.labels(worker).inc(sum(r.recomputed_tokens for r in event.interceptions))
+            for r in event.interceptions:
+                if r.strategy == "swap":
+                    for direction, seconds in (("out", r.swap_out_s), ("in", r.swap_in_s)):
+                        metrics.swapped_bytes_total.labels(worker, direction).inc(r.swapped_bytes)
+                        metrics.swap_seconds_total.labels(worker, direction).inc(seconds)
         await self._out.emit(request_id, event)
 
     def status(self) -> dict:
         s = self.settings
         return {
-            "worker_id": s.worker_id, "model": s.model_id, "policy": s.policy,
+            "worker_id": s.worker_id, "model": s.model_id, "policy": s.policy, "scheduler": s.scheduler,
             "duration_estimate": s.duration_estimate, "inflight": len(self._inflight),
             "paused": len(self._paused_ids), "max_model_len": s.max_model_len, "kv_cache_bytes": s.kv_cache_bytes,
             "heartbeat_at": time.time(),

@@ -23,6 +23,11 @@ paused_kv_byte_seconds_total = Counter(
 recomputed_tokens_total = Counter(
     f"{PREFIX}recomputed_tokens_total", "Context tokens recomputed when discarded requests resumed", ["worker"],
 )
+swapped_bytes_total = Counter(
+    f"{PREFIX}swapped_bytes_total", "KV bytes copied between the pool and the host buffer, per direction",
+    ["worker", "direction"])
+swap_seconds_total = Counter(
+    f"{PREFIX}swap_seconds_total", "Time spent copying swapped KV, per direction", ["worker", "direction"])
 requests_total = Counter(f"{PREFIX}requests_total", "Requests finished, by finish reason", ["worker", "finish_reason"])
 generated_tokens_total = Counter(f"{PREFIX}generated_tokens_total", "Tokens generated", ["worker"])
 

@@ -23,6 +23,9 @@ from common.schemas import (
     ToolResult, Usage,
 )
 from common.tool_format import CALL_CLOSE, CALL_OPEN, tool_result_text, visible_text
+from engine_worker.kv_swap.channel import SwapChannel
+from engine_worker.engine_params import REQUEST_INFO, SWAP_ID, SWAP_KEY
+from engine_worker.policies.output_length import OutputLengthHistory
 from engine_worker.segments import CallApi, Finish, chat_outcome, plan_outcome
 from engine_worker.tokens import TokenCodec
 
@@ -46,6 +49,7 @@ class PauseReport:
     waste_discard: float = 0.0
     waste_swap: float = 0.0
     held_kv_byte_seconds: float = 0.0
+    swapped_bytes: int = 0
 
 
 PauseForCall = Callable[..., Awaitable[tuple[ToolResult, PauseReport]]]
@@ -60,7 +64,8 @@ class _Progress:
 
 class RequestSession:
     def __init__(self, request: EngineRequest, engine, codec: TokenCodec, pause: PauseForCall,
-                 emit: Emit, max_model_len: int, requeue_at_back: bool = False):
+                 emit: Emit, max_model_len: int, requeue_at_back: bool = False, swap: SwapChannel | None = None,
+                 lengths: OutputLengthHistory | None = None):
         self.request = request
         self._engine = engine
         self._codec = codec
@@ -68,13 +73,22 @@ class RequestSession:
         self._emit = emit
         self._max_model_len = max_model_len
         self._requeue_at_back = requeue_at_back
+        self._swap = swap
+        self._lengths = lengths
+        """Segment lengths per next-call kind, shared by the worker's sessions (LAMPS' predictor)."""
         self._inputs: asyncio.Queue = asyncio.Queue()
         self._progress = _Progress()
         self._context: list[int] = list(request.prompt_token_ids)
         """The model's context: prompt + generated + appended tokens, in order."""
         self._stream = None
         self._attempt = 0
-        self._discarded = False
+        self._released: str | None = None
+        """How the current pause gave up its blocks: "discard" or "swap" (None: preserved)."""
+        self._requeued_at: float | None = None
+        self._segment_start = 0
+        """Generated tokens before the current segment."""
+        self._swap_key: str | None = None
+        """The vLLM id whose swapped-out KV the next submission loads."""
         self._forced_prefix = self._find_forced_prefix()
 
     # -- sizes --------------------------------------------------------------------------
@@ -119,7 +133,29 @@ class RequestSession:
             max_tokens=max(1, min(max_tokens, room)), temperature=s.temperature, top_p=s.top_p,
             seed=s.seed, ignore_eos=ignore_eos, stop_token_ids=stops,
             output_kind=RequestOutputKind.DELTA,
+            extra_args={"kv_transfer_params": self._kv_transfer_params(), REQUEST_INFO: self._scheduling_info(segment_index)},
         )
+
+    def _scheduling_info(self, segment_index: int) -> dict:
+        """What the queue-order policy knows about this request beyond what vLLM tracks
+        (engine_worker/queue_scheduler.py): who it is across resubmissions, its ORIGINAL arrival,
+        its program, its calls so far and, for a plan, its next call."""
+        req = self.request
+        info = {"id": req.request_id, "arrival": self._arrival(), "program": req.program_id,
+                "calls_done": len(self._progress.interceptions), "generated": len(self._progress.generated)}
+        if req.plan is not None and segment_index < len(req.plan.segments):
+            segment = req.plan.segments[segment_index]
+            info |= {"api": segment.api, "call_s": segment.duration_s}
+        if self._lengths is not None:
+            info["expect_tokens"] = self._lengths.predict(info.get("api"))
+        return info
+
+    def _kv_transfer_params(self) -> dict:
+        """For the swap connector: this request may be swapped out; and after a swap, what to load."""
+        params: dict = {SWAP_ID: self._vllm_id()} if self._swap is not None else {}
+        if self._swap_key is not None:
+            params[SWAP_KEY] = self._swap_key
+        return params
 
     def _chunk(self, token_ids: list[int], params):
         from vllm.engine.protocol import StreamingInput
@@ -143,14 +179,14 @@ class RequestSession:
             params = self._params(segment_index, self.context_len())
             self._inputs = asyncio.Queue()
             resubmitted_at = time.perf_counter()
-            vllm_id = req.request_id if self._attempt == 0 else f"{req.request_id}~{self._attempt}"
+            vllm_id = self._vllm_id()
             self._stream = self._engine.generate(
                 self._chunks(self._chunk(chunk_tokens, params)), params, request_id=vllm_id,
                 priority=self._priority())
             seg_tokens, seg_text, shown, first_output = [], "", 0, True
             async for out in self._stream:
                 if first_output and self._attempt:
-                    self._note_recompute(len(chunk_tokens), out.num_cached_tokens or 0, time.perf_counter() - resubmitted_at)
+                    await self._note_resume(len(chunk_tokens), out.num_cached_tokens or 0, time.perf_counter() - resubmitted_at)
                 first_output = False
                 completion = out.outputs[0]
                 if completion.token_ids:
@@ -168,7 +204,7 @@ class RequestSession:
                         self._progress.visible.append(self._segment_visible(segment_index, seg_text))
                         segment_index += 1
                         seg_tokens, seg_text, shown = [], "", 0
-                        if self._discarded:  # its blocks went back to the pool: start over
+                        if self._released:  # its blocks left the pool: a new vLLM request over the context
                             chunk_tokens = list(self._context)
                             break
                         await self._inputs.put(self._chunk(continuation, self._params(segment_index, self.context_len())))
@@ -182,26 +218,51 @@ class RequestSession:
             else:
                 if final is None:  # the engine ended the request on its own (e.g. aborted)
                     final = self._final(Finish("abort"))
-            if self._discarded:
-                self._discarded = False
+            if self._released:
+                self._released = None
                 self._attempt += 1
+                self._requeued_at = None
         return final
 
-    def _priority(self) -> int:
-        """vLLM runs lower values first. FCFS by the ORIGINAL arrival across interceptions, except
-        the `vllm` baseline, which re-queues a resumed request at the back like a new one."""
-        arrival = time.time() if (self._attempt and self._requeue_at_back) else self.request.arrival_time
-        return int((arrival - PRIORITY_EPOCH) * 1000)
+    def _arrival(self) -> float:
+        """The ORIGINAL arrival across interceptions, except under the `vllm` baseline, which
+        re-queues a resumed request at the back like a new one."""
+        if self._attempt and self._requeue_at_back:
+            if self._requeued_at is None:
+                self._requeued_at = time.time()
+            return self._requeued_at
+        return self.request.arrival_time
 
-    async def _release_kv(self) -> None:
-        """Discard: end the vLLM request now (its blocks return to the pool) while the call runs."""
-        self._discarded = True
+    def _priority(self) -> int:
+        """vLLM runs lower values first: the arrival, until the queue scheduler ranks it."""
+        return int((self._arrival() - PRIORITY_EPOCH) * 1000)
+
+    def _vllm_id(self) -> str:
+        return self.request.request_id if self._attempt == 0 else f"{self.request.request_id}~{self._attempt}"
+
+    async def _release_kv(self, strategy: str) -> None:
+        """Ends the vLLM request now, while the call runs. Discard: its blocks return to the pool.
+        Swap: the connector first copies them to the host buffer, and the resumed request loads
+        them back instead of recomputing."""
+        vllm_id = self._vllm_id()
+        if strategy == "swap" and self._swap is not None:
+            await self._swap.mark(vllm_id)
+            self._swap_key = vllm_id
+        else:
+            self._swap_key = None
+        self._released = strategy
         await self._stream.aclose()
 
-    def _note_recompute(self, prompt_tokens: int, cached_tokens: int, seconds: float) -> None:
+    async def _note_resume(self, prompt_tokens: int, cached_tokens: int, seconds: float) -> None:
+        """What the resume after a discard or swap cost: tokens recomputed (prefix-cache and
+        swapped-in tokens excluded) and, for a swap, the copy times the connector reported."""
         last = self._progress.interceptions[-1]
-        self._progress.interceptions[-1] = last.model_copy(update={
-            "recomputed_tokens": prompt_tokens - cached_tokens, "recompute_s": seconds})
+        update = {"recomputed_tokens": prompt_tokens - cached_tokens, "recompute_s": seconds}
+        if self._swap_key is not None and self._swap is not None:
+            times = await self._swap.times(self._swap_key)
+            update |= {"swap_out_s": times.out_s, "swap_in_s": times.in_s}
+            self._swap_key = None
+        self._progress.interceptions[-1] = last.model_copy(update=update)
 
     def _outcome(self, segment_index: int, seg_text: str, engine_finish: str) -> CallApi | Finish:
         if self.request.plan is not None:
@@ -236,6 +297,7 @@ class RequestSession:
         While the call runs the handling policy may discard the request's KV (`_release_kv`).
         """
         context_len = self.context_len()
+        self._record_segment_length(call.api)
         started = time.time()
         result, pause = await self._pause(
             request=self.request, call=call, context_tokens=context_len, release_kv=self._release_kv)
@@ -248,10 +310,11 @@ class RequestSession:
             call_id=result.call_id, api=call.api, arguments=call.arguments,
             started_at=started, ended_at=ended, duration_s=ended - started,
             context_tokens=context_len, returned_tokens=len(appended), result=result.content, ok=result.ok,
-            error=result.error, strategy="discard" if self._discarded else "preserve",
+            error=result.error, strategy=self._released or "preserve",
             predicted_duration_s=pause.predicted_s, waste_preserve=pause.waste_preserve,
             waste_discard=pause.waste_discard, waste_swap=pause.waste_swap,
             held_kv_byte_seconds=pause.held_kv_byte_seconds,
+            swapped_bytes=pause.swapped_bytes if self._released == "swap" else 0,
         )
         self._progress.interceptions.append(record)
         await self._emit(InterceptionEvent(record=record))
@@ -261,7 +324,14 @@ class RequestSession:
         self._context.extend(appended)
         return [last_token, *appended]
 
+    def _record_segment_length(self, next_call: str | None) -> None:
+        """Feeds the length predictor: this segment's tokens, by the kind of call that ended it."""
+        if self._lengths is not None:
+            self._lengths.record(next_call, len(self._progress.generated) - self._segment_start)
+        self._segment_start = len(self._progress.generated)
+
     def _final(self, outcome: Finish) -> FinalEvent:
+        self._record_segment_length(None)
         p = self._progress
         # The client's prompt plus every token the server appended: the context less what was generated.
         prompt_tokens = len(self._context) - len(p.generated)

@@ -37,6 +37,8 @@ class WorkerSettings(CommonSettings):
     max_model_len: Annotated[int, Field(ge=64, le=131072)] = 4096
     kv_cache_bytes: Annotated[int, Field(ge=1 << 20)] = 512 << 20
     """Size of vLLM's KV pool: the memory that paused requests compete for."""
+    swap_space_bytes: Annotated[int, Field(ge=0)] = 1 << 30
+    """Host buffer for swapped-out KV (engine_worker/kv_swap); 0 disables swapping."""
     max_num_seqs: Annotated[int, Field(ge=1, le=1024)] = 64
     max_inflight: Annotated[int, Field(ge=1, le=4096)] = 256
     """Requests this worker holds at once (running, queued in vLLM or paused at a call)."""
@@ -47,11 +49,20 @@ class WorkerSettings(CommonSettings):
     metrics_host: str = "127.0.0.1"
     """Address the metrics port binds; 0.0.0.0 in containers so Prometheus can scrape it."""
     heartbeat_s: Annotated[float, Field(gt=0, le=60)] = 2.0
-    policy: Literal["preserve", "vllm", "improved-discard", "infercept", "infercept-code"] = "infercept"
+    policy: Literal["preserve", "vllm", "improved-discard", "swap", "infercept", "infercept-code", "continuum"] = "infercept"
     """What a paused request's KV cache gets (engine_worker/policies/handling.py): `preserve` keeps
     it, `vllm` discards it and re-queues the resumed request at the back, `improved-discard`
-    discards and keeps its original place, `infercept` chooses by minimum waste every tick,
-    `infercept-code` is the released code's variant of that rule."""
+    discards and keeps its original place, `swap` copies it to the host buffer, `infercept`
+    chooses by minimum waste every tick, `infercept-code` is the released code's variant of that
+    rule, `continuum` pins it for a TTL then evicts it."""
+    scheduler: Literal["fcfs", "fastserve", "lamps", "continuum", "autellix"] = "fcfs"
+    """Queue order in the engine (engine_worker/queue_scheduler.py): FCFS by original arrival,
+    FastServe's skip-join MLFQ, LAMPS' memory-over-time ranking, Continuum's program-level FCFS,
+    Autellix's program-level attained service."""
+    scheduler_options: dict = {}
+    """Keyword options of the scheduler (JSON), e.g. {"starvation_s": 0.3} for FastServe."""
+    scheduler_every: Annotated[int, Field(ge=1, le=10000)] = 1
+    """Re-order the queues every this many engine steps."""
     duration_estimate: Literal["elapsed", "history", "oracle"] = "elapsed"
     """Call duration in the preserve waste: time since the call began (the paper), the
     estimator's history conditional on it, or the plan's stated duration (comparisons only)."""

@@ -1,5 +1,10 @@
-"""Pure intercept policies: waste equations and per-paused-request handling choices.
+"""Pure intercept policies: waste equations, per-paused-request handling choices, queue orders.
 
 No vLLM, Redis, clock or tensors in here: functions over frozen snapshots with `now` passed in,
 returning frozen decisions. The engine mechanism applies them; a simulator can replay them.
+
+Handling (what a paused request's KV gets): handling.POLICIES, built on waste.py and cost_model.py.
+Queue order (who runs first, and so who is preempted last): schedulers.SCHEDULERS, each a
+queue_order.QueueOrder over queue_order.QueuedRequest snapshots (fcfs, fastserve, lamps,
+continuum, autellix); kv_offload.py plans proactive offload/upload from such an order.
 """

@@ -24,6 +24,12 @@ class PausedRequest:
     """Duration used in the preserve waste (elapsed, history-conditional or oracle estimate)."""
     cached_tokens: int = 0
     """Tokens of its context expected to survive in the prefix cache if discarded."""
+    elapsed_s: float = 0.0
+    """Time since its call began (TTL policies compare it with the pin's lifetime)."""
+    predicted_duration_s: float | None = None
+    """The estimator's predicted total call duration; None: use expected_duration_s."""
+    requeue_delay_s: float = 0.0
+    """Expected wait for re-admission if its KV is gone (the scheduler's current queueing delay)."""
 
 
 @dataclass(frozen=True)
@@ -73,14 +79,17 @@ def infercept(paused: list[PausedRequest], batch: BatchState, cm: CostModel) -> 
 def infercept_code(paused: list[PausedRequest], batch: BatchState, cm: CostModel) -> list[Handling]:
     """The released code's variant: everyone starts preserved; each iteration the candidates whose
     discard waste is below their preserve waste are discarded, except the one with the highest
-    discard waste, which the code would swap out partially when memory runs short (no swap path
-    here, so it stays preserved)."""
+    discard waste, which is swapped out when the budget takes it (the code swaps it partially;
+    our swap moves whole requests), else kept."""
     scored = [(p, *_figures(p, batch, cm)) for p in paused]
     candidates = [s for s in scored if s[2] < s[1]]
     spared = max(candidates, key=lambda s: (s[2], s[0].request_id))[0].request_id if candidates else None
     out = []
     for p, wp, wd, ws in scored:
-        strategy: Strategy = "discard" if wd < wp and p.request_id != spared else "preserve"
+        if p.request_id == spared:
+            strategy: Strategy = "swap" if p.context_tokens <= batch.swap_budget_tokens else "preserve"
+        else:
+            strategy = "discard" if wd < wp else "preserve"
         out.append(Handling(p.request_id, strategy, wp, wd, ws))
     return out
 
@@ -93,7 +102,14 @@ def _always(strategy: Strategy) -> Callable[[list[PausedRequest], BatchState, Co
     return policy
 
 
-PolicyName = Literal["infercept", "infercept-code", "vllm", "improved-discard", "preserve", "swap"]
+def _continuum(paused: list[PausedRequest], batch: BatchState, cm: CostModel) -> list[Handling]:
+    # Imported on call: continuum.py builds on this module's types, so a top-level import would be circular.
+    from engine_worker.policies.continuum import pin_with_ttl
+
+    return pin_with_ttl(paused, batch, cm)
+
+
+PolicyName = Literal["infercept", "infercept-code", "vllm", "improved-discard", "preserve", "swap", "continuum"]
 
 POLICIES: dict[str, Callable[[list[PausedRequest], BatchState, CostModel], list[Handling]]] = {
     "infercept": infercept,
@@ -102,4 +118,5 @@ POLICIES: dict[str, Callable[[list[PausedRequest], BatchState, CostModel], list[
     "improved-discard": _always("discard"),  # re-queued at the front (original arrival order)
     "preserve": _always("preserve"),
     "swap": _always("swap"),
+    "continuum": _continuum,  # pinned for a TTL, then evicted (continuum.py)
 }

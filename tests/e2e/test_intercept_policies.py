@@ -33,7 +33,10 @@ def _start(policy: str, tmp_path_factory) -> Stack:
         model_path=str(build_tiny()), state_dir=tmp_path_factory.mktemp(f"stack-{policy}"),
         gateway_port=free_port(), engine_metrics_port=free_port(), estimator_port=free_port(),
         executor_metrics_port=free_port(), redis_port=free_port(), time_scale=0.02,
-        worker_env={"AUGSERVE_POLICY": policy, "AUGSERVE_KV_CACHE_BYTES": str(POOL_BYTES)},
+        worker_env={"AUGSERVE_POLICY": policy, "AUGSERVE_KV_CACHE_BYTES": str(POOL_BYTES),
+                    # One running slot: the probe can run during the call only if the paused request
+                    # gave its slot back with its KV (a preserved session keeps both).
+                    "AUGSERVE_MAX_NUM_SEQS": "2" if policy == "preserve" else "1"},
     )
     return Stack(cfg).start()
 
@@ -44,10 +47,10 @@ def _metric(text: str, name: str) -> float:
     return float(match.group(1))
 
 
-async def _pool_usage_while_paused(stack: Stack) -> tuple[float, dict]:
+async def _pool_usage_while_paused(stack: Stack) -> tuple[float, dict, float]:
     """Starts the pausing request, waits until it is paused, makes the engine step once (a
-    1-token probe, so the usage gauge is fresh) and reads the pool usage. Returns it and the
-    paused request's final response."""
+    1-token probe, so the usage gauge is fresh) and reads the pool usage. Returns it, the
+    paused request's final response and when the probe finished."""
     url = stack.cfg.gateway_url
     metrics_url = f"http://127.0.0.1:{stack.cfg.engine_metrics_port}/metrics"
     async with httpx.AsyncClient(timeout=120) as client:
@@ -63,16 +66,17 @@ async def _pool_usage_while_paused(stack: Stack) -> tuple[float, dict]:
             await asyncio.sleep(0.05)
         probe = await client.post(f"{url}/v1/completions", json={"model": MODEL, "prompt": "hi", "max_tokens": 1})
         assert probe.status_code == 200, probe.text
+        probe_done = time.time()
         usage = _metric((await client.get(metrics_url)).text, "vllm:kv_cache_usage_perc")
         response = await paused
     assert response.status_code == 200, response.text
-    return usage, response.json()
+    return usage, response.json(), probe_done
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory) -> dict[str, tuple[float, dict]]:
+def results(tmp_path_factory) -> dict[str, tuple[float, dict, float]]:
     out = {}
-    for policy in ("preserve", "improved-discard", "vllm"):
+    for policy in ("preserve", "improved-discard", "vllm", "swap"):
         stack = _start(policy, tmp_path_factory)
         try:
             out[policy] = asyncio.run(_pool_usage_while_paused(stack))
@@ -82,7 +86,7 @@ def results(tmp_path_factory) -> dict[str, tuple[float, dict]]:
 
 
 def test_preserve_keeps_the_paused_context_in_the_pool(results):
-    usage, body = results["preserve"]
+    usage, body, _ = results["preserve"]
     assert [r["strategy"] for r in body["interceptions"]] == ["preserve", "preserve"]
     first = body["interceptions"][0]
     # It held its whole context for the whole call: memory x time = waste.
@@ -92,9 +96,9 @@ def test_preserve_keeps_the_paused_context_in_the_pool(results):
 
 
 def test_discard_returns_the_paused_context_to_the_pool(results):
-    preserved, _ = results["preserve"]
+    preserved, _, _ = results["preserve"]
     for policy in ("improved-discard", "vllm"):
-        usage, body = results[policy]
+        usage, body, _ = results[policy]
         records = body["interceptions"]
         assert records[0]["strategy"] == "discard"
         assert records[0]["held_kv_byte_seconds"] < 0.5 * records[0]["duration_s"] * records[0]["context_tokens"] * 1024
@@ -103,8 +107,33 @@ def test_discard_returns_the_paused_context_to_the_pool(results):
         assert 0 < records[0]["recomputed_tokens"] <= records[0]["context_tokens"] + records[0]["returned_tokens"]
 
 
+def test_swap_moves_the_paused_context_out_of_the_pool_and_back(results):
+    preserved, _, _ = results["preserve"]
+    usage, body, _ = results["swap"]
+    records = body["interceptions"]
+    assert [r["strategy"] for r in records] == ["swap", "swap"]
+    first = records[0]
+    assert usage < preserved / 2, (usage, preserved)
+    # The connector copied the context out and back, and measured both copies.
+    assert first["swapped_bytes"] >= first["context_tokens"] * 1024
+    assert first["swap_out_s"] > 0 and first["swap_in_s"] > 0
+    # Loaded, not recomputed: only the re-sent token and the call's result are prefilled, far
+    # less than a discard recomputes (its partial last block at least).
+    assert first["recomputed_tokens"] <= first["returned_tokens"] + 1
+    discarded = results["improved-discard"][1]["interceptions"][0]
+    assert first["recomputed_tokens"] < discarded["recomputed_tokens"]
+
+
+def test_a_paused_request_without_kv_gives_its_running_slot_back(results):
+    for policy in ("improved-discard", "vllm", "swap"):
+        _, body, probe_done = results[policy]
+        # With one slot (max_num_seqs=1) the probe ran while the first call was still going.
+        assert probe_done < body["interceptions"][0]["ended_at"], policy
+
+
 def test_every_policy_yields_the_same_greedy_tokens(results):
-    tokens = {policy: body["choices"][0]["token_ids"] for policy, (_, body) in results.items()}
+    tokens = {policy: body["choices"][0]["token_ids"] for policy, (_, body, _) in results.items()}
     assert len(tokens["preserve"]) == 24
     assert tokens["improved-discard"] == tokens["preserve"]
     assert tokens["vllm"] == tokens["preserve"]
+    assert tokens["swap"] == tokens["preserve"]

@@ -1,0 +1,25 @@
+"""The engine worker tells the engine core which aborted request to swap out, through Redis.
+
+A paused request leaves the pool by being aborted, and an abort carries no parameters; the
+connector (in the engine-core process) needs to know, when the request finishes, whether its
+blocks go to the host buffer (swap) or straight back to the pool (discard). The worker adds the
+request's vLLM id to a per-worker set before aborting it; the connector takes it out atomically.
+"""
+
+from __future__ import annotations
+
+from common.names import kv_swap_marks
+
+
+async def mark(redis, worker_id: str, vllm_request_id: str) -> None:
+    await redis.sadd(kv_swap_marks(worker_id), vllm_request_id)
+
+
+async def unmark(redis, worker_id: str, vllm_request_id: str) -> None:
+    """Cleanup when the request had already finished and the connector never took the mark."""
+    await redis.srem(kv_swap_marks(worker_id), vllm_request_id)
+
+
+def take(redis, worker_id: str, vllm_request_id: str) -> bool:
+    """True (once) if the worker asked for this request's KV to be swapped out."""
+    return bool(redis.srem(kv_swap_marks(worker_id), vllm_request_id))

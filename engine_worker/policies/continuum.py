@@ -1,0 +1,101 @@
+"""Continuum: pin a paused request's KV for a time-to-live, and order by program (papers.md, peers).
+
+TTL as rent-or-buy. Holding the KV of a paused request costs C*M bytes for every second of the
+call (preserve waste grows linearly); letting it go costs a fixed amount once the call returns:
+the reload (min of chunked-recompute and, within the swap budget, swap waste) plus the queueing
+benefit pinning preserves (a request whose KV is gone waits `requeue_delay_s` to be re-admitted,
+counted as its KV held idle for that long, C*M*requeue_delay_s). The break-even hold time is
+    break_even_s = (reload waste + C*M*requeue_delay_s) / (C*M)
+Pinning for longer than that always costs more than evicting at once would have. With a
+predicted call duration: a call predicted to return within break-even is pinned for break-even
+(it survives a modest overrun; past break-even evicting was right in hindsight); a call predicted
+to run longer is evicted at once. Expired pins are evicted: swapped (largest context first, while
+the swap budget lasts, when swap wastes less than discard), else discarded.
+
+Program-level FCFS: every request of a program is ordered by the program's FIRST arrival (kept
+after the program's earlier requests finish), so a multi-turn agent is not sent to the back of the
+queue at each turn; then by the request's own arrival.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from engine_worker.policies import waste
+from engine_worker.policies.cost_model import CostModel
+from engine_worker.policies.handling import BatchState, Handling, PausedRequest, Strategy
+from engine_worker.policies.queue_order import QueuedRequest, check_unique, fcfs_key
+
+PROGRAM_MEMORY_S = 3600.0
+"""How long a program's first arrival is remembered after its last request was seen."""
+
+
+def _reload_waste(p: PausedRequest, batch: BatchState, cm: CostModel, swap_fits: bool) -> tuple[float, float, float]:
+    """(discard waste, swap waste, the cheaper usable one)."""
+    wd = waste.chunked_discard(p.context_tokens, batch.running_context_tokens, cm, cached=p.cached_tokens)
+    ws = waste.swap(p.context_tokens, batch.running_context_tokens + p.context_tokens, cm)
+    return wd, ws, min(wd, ws) if swap_fits else wd
+
+
+def break_even_s(p: PausedRequest, batch: BatchState, cm: CostModel) -> float:
+    held_bytes = p.context_tokens * cm.kv_bytes_per_token
+    if held_bytes <= 0:
+        return 0.0
+    _, _, reload = _reload_waste(p, batch, cm, swap_fits=p.context_tokens <= batch.swap_budget_tokens)
+    return reload / held_bytes + p.requeue_delay_s
+
+
+def ttl_s(p: PausedRequest, batch: BatchState, cm: CostModel) -> float:
+    """How long its KV stays pinned from the start of the call; 0: evict at once."""
+    predicted = p.predicted_duration_s if p.predicted_duration_s is not None else p.expected_duration_s
+    limit = break_even_s(p, batch, cm)
+    return limit if predicted <= limit else 0.0
+
+
+def pin_with_ttl(paused: list[PausedRequest], batch: BatchState, cm: CostModel) -> list[Handling]:
+    """The 'continuum' handling policy (handling.POLICIES)."""
+    budget = batch.swap_budget_tokens
+    out: dict[str, Handling] = {}
+    expired = []
+    for p in paused:
+        wp = waste.preserve(p.expected_duration_s, p.context_tokens, cm)
+        wd, ws, _ = _reload_waste(p, batch, cm, swap_fits=False)
+        if p.elapsed_s < ttl_s(p, batch, cm):
+            out[p.request_id] = Handling(p.request_id, "preserve", wp, wd, ws)
+        else:
+            expired.append((p, wp, wd, ws))
+    # Largest first: it frees the most memory per swap decision.
+    expired.sort(key=lambda e: (-e[0].context_tokens, e[0].request_id))
+    for p, wp, wd, ws in expired:
+        strategy: Strategy = "discard"
+        if p.context_tokens <= budget and ws < wd:
+            budget -= p.context_tokens
+            strategy = "swap"
+        out[p.request_id] = Handling(p.request_id, strategy, wp, wd, ws)
+    return [out[p.request_id] for p in paused]
+
+
+class ProgramFcfs:
+    """Queue order: program's first arrival, then the request's arrival, then id."""
+
+    def __init__(self, program_memory_s: float = PROGRAM_MEMORY_S):
+        self.program_memory_s = program_memory_s
+        self._first_arrival: dict[str, float] = {}
+        self._last_seen: dict[str, float] = {}
+
+    def program_arrival(self, program: str) -> float | None:
+        return self._first_arrival.get(program)
+
+    def order(self, snapshots: Sequence[QueuedRequest], now: float) -> list[str]:
+        check_unique(snapshots)
+        for s in snapshots:
+            first = self._first_arrival.get(s.program)
+            self._first_arrival[s.program] = s.arrival_s if first is None else min(first, s.arrival_s)
+            self._last_seen[s.program] = now
+        for program, seen in list(self._last_seen.items()):
+            if now - seen > self.program_memory_s:
+                del self._last_seen[program], self._first_arrival[program]
+        return [s.request_id for s in sorted(snapshots, key=lambda s: (self._first_arrival[s.program], *fcfs_key(s)))]
+
+    def observe(self, ran: Mapping[str, float], now: float) -> None:
+        return None

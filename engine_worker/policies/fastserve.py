@@ -1,0 +1,107 @@
+"""FastServe's skip-join multi-level feedback queue (papers.md, FastServe section).
+
+Queue i has quantum q0 * 2^i. A new request skips the queues whose quantum is shorter than its
+prefill (profiled forward time of its context): a long prompt would use up a short quantum in its
+first iteration anyway. Compute time received at a level counts against that level's quantum; once
+it is used up the request drops one level (the remainder carries into the next level, so a long
+step can drop it several). A WAITING request not served for `starvation_s` goes back to the top.
+Order: level, then original arrival. Paused requests keep their level (the call is not service)
+and are never promoted (they wait on the API, not on the scheduler); their rank still matters
+for which KV to offload (kv_offload.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from engine_worker.policies.cost_model import CostModel
+from engine_worker.policies.queue_order import QueuedRequest, check_unique, fcfs_key
+
+Q0_S = 0.01
+"""FastServe's code: 10 ms quantum at the top level."""
+STARVATION_CODE_S = 3.0
+"""The released code's promotion threshold (checked every 1000 iterations there, every `order` here)."""
+STARVATION_PAPER_S = 0.3
+"""The paper notes' 300 ms: the issue reports both."""
+QUANTUM_SLACK_S = 1e-9
+"""Summed float step times land a hair under a quantum they exactly fill: count those as spent."""
+NUM_LEVELS = 16
+"""The code creates queues on demand; a cap keeps the level finite (q0 * 2^15 is ~5 minutes)."""
+
+
+@dataclass
+class _LevelState:
+    """Mutable per-request bookkeeping, private to the policy."""
+    level: int
+    used_s: float = 0.0
+    """Compute received at the current level."""
+    starvation_clock_s: float | None = None
+    """When its waiting clock last restarted: it ran, or it was promoted."""
+
+
+class FastServe:
+    def __init__(self, cost_model: CostModel, q0_s: float = Q0_S, starvation_s: float = STARVATION_CODE_S,
+                 num_levels: int = NUM_LEVELS):
+        if q0_s <= 0 or starvation_s <= 0 or num_levels < 1:
+            raise ValueError("q0_s and starvation_s must be positive, num_levels at least 1")
+        self.cost_model = cost_model
+        self.q0_s = q0_s
+        self.starvation_s = starvation_s
+        self.num_levels = num_levels
+        self._states: dict[str, _LevelState] = {}
+        self._unseen: dict[str, tuple[float, float]] = {}
+        """Service observed before the request's first snapshot: (seconds, when)."""
+
+    def quantum_s(self, level: int) -> float:
+        return self.q0_s * 2 ** level
+
+    def join_level(self, context_tokens: int) -> int:
+        """Skip-join: the first level whose quantum covers the prefill."""
+        prefill_s = self.cost_model.fwd_s(context_tokens)
+        for level in range(self.num_levels):
+            if self.quantum_s(level) >= prefill_s:
+                return level
+        return self.num_levels - 1
+
+    def level_of(self, request_id: str) -> int | None:
+        state = self._states.get(request_id)
+        return None if state is None else state.level
+
+    def order(self, snapshots: Sequence[QueuedRequest], now: float) -> list[str]:
+        check_unique(snapshots)
+        present = {s.request_id for s in snapshots}
+        self._states = {rid: st for rid, st in self._states.items() if rid in present}
+        for s in snapshots:
+            state = self._states.get(s.request_id)
+            if state is None:
+                state = self._states[s.request_id] = _LevelState(self.join_level(s.context_tokens))
+                seconds, when = self._unseen.pop(s.request_id, (0.0, None))
+                self._charge(state, seconds, when)
+            if s.state == "waiting" and now - self._waiting_since(s, state) >= self.starvation_s:
+                state.level, state.used_s = 0, 0.0
+                # Restart its waiting clock so it is not re-promoted after every later demotion.
+                state.starvation_clock_s = now
+        self._unseen.clear()
+        return [s.request_id for s in sorted(snapshots, key=lambda s: (self._states[s.request_id].level, *fcfs_key(s)))]
+
+    def observe(self, ran: Mapping[str, float], now: float) -> None:
+        for request_id, seconds in ran.items():
+            state = self._states.get(request_id)
+            if state is None:
+                before, _ = self._unseen.get(request_id, (0.0, now))
+                self._unseen[request_id] = (before + seconds, now)
+            else:
+                self._charge(state, seconds, now)
+
+    def _charge(self, state: _LevelState, seconds: float, when: float | None) -> None:
+        state.used_s += seconds
+        while state.used_s >= self.quantum_s(state.level) - QUANTUM_SLACK_S and state.level < self.num_levels - 1:
+            state.used_s = max(0.0, state.used_s - self.quantum_s(state.level))
+            state.level += 1
+        if when is not None:
+            state.starvation_clock_s = when
+
+    @staticmethod
+    def _waiting_since(s: QueuedRequest, state: _LevelState) -> float:
+        return s.waiting_since_s if state.starvation_clock_s is None else max(s.waiting_since_s, state.starvation_clock_s)

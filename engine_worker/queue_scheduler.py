@@ -1,0 +1,139 @@
+"""vLLM's scheduler with the queue order chosen by a policy (engine_worker/policies/schedulers.py).
+
+Loaded by vLLM in the engine-core process (engine.py passes it as `scheduler_cls`). Every k
+steps it snapshots the requests it holds (running, waiting, and sessions paused at a call with
+their KV preserved) and asks the configured policy (fcfs, fastserve, lamps, continuum, autellix)
+for a total order; each request's vLLM `priority` becomes its rank, so the stock priority
+scheduler admits in that order and preempts from its end. After each step it reports to the
+policy which requests ran and their share of the step's time (attained service).
+
+What the policy needs to know about a request and the engine does not (its ORIGINAL arrival, its
+program, the calls it has made, the kind of its next call) comes in the request's sampling
+params as `extra_args["augserve"]` (session.py); a request is tracked under the worker's id for
+it, so a request resubmitted after a discard keeps its attained service.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import time
+from pathlib import Path
+
+from pydantic import BaseModel
+from vllm.logger import init_logger
+from vllm.v1.core.sched.scheduler import Scheduler
+from vllm.v1.request import RequestStatus
+
+from engine_worker.engine_params import REQUEST_INFO
+from engine_worker.policies.cost_model import GPTJ_A100, CostModel
+from engine_worker.policies.queue_order import QueuedRequest, ranks
+from engine_worker.policies.schedulers import make_scheduler
+
+log = init_logger(f"vllm.{__name__}")  # under "vllm": the only logger the engine-core process configures
+
+CONFIG_KEY = "augserve_scheduler"
+"""The key of this scheduler's settings in vLLM's `additional_config`."""
+FORGET_AFTER_S = 900.0
+
+
+class QueueSchedulerConfig(BaseModel):
+    name: str = "fcfs"
+    options: dict = {}
+    every: int = 1
+    """Re-order every this many steps."""
+    profile_path: str = ""
+    """The measured cost model (cost_profile.py); the policies that need costs read it."""
+
+
+def _cost_model(path: str) -> CostModel:
+    if path and Path(path).exists():
+        return CostModel(**json.loads(Path(path).read_text())["cost_model"])
+    log.warning("no cost profile at %r yet: the scheduler uses the paper's GPT-J/A100 costs", path)
+    return GPTJ_A100
+
+
+class PolicyScheduler(Scheduler):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        raw = (self.vllm_config.additional_config or {}).get(CONFIG_KEY, {})
+        self._config = QueueSchedulerConfig(**raw)
+        self._policy = make_scheduler(self._config.name, _cost_model(self._config.profile_path),
+                                      **self._config.options)
+        self._steps = 0
+        self._last_step: tuple[float, dict[str, int]] | None = None
+        """When the previous step was scheduled and the tokens each request ran in it."""
+        self._attained: dict[str, float] = {}
+        self._last_ran: dict[str, float] = {}
+        log.info("queue order: %s %s, re-ordered every %d steps", self._config.name, self._config.options,
+                 self._config.every)
+
+    def schedule(self, *args, **kwargs):
+        now = time.time()
+        self._observe_previous_step(now)
+        if self._steps % self._config.every == 0:
+            self._reorder(now)
+        self._steps += 1
+        output = super().schedule(*args, **kwargs)
+        keys = {r.request_id: self._key(r) for r in self.running}
+        self._last_step = (time.time(), {keys.get(rid, rid): n for rid, n in output.num_scheduled_tokens.items()})
+        return output
+
+    # -- attained service -------------------------------------------------------------------------
+    def _observe_previous_step(self, now: float) -> None:
+        if self._last_step is None:
+            return
+        started, tokens = self._last_step
+        total = sum(tokens.values())
+        step_s = max(0.0, now - started)
+        ran = {key: step_s * n / total for key, n in tokens.items()} if total else {}
+        for key, seconds in ran.items():
+            self._attained[key] = self._attained.get(key, 0.0) + seconds
+            self._last_ran[key] = now
+        self._policy.observe(ran, now)
+
+    # -- ordering ----------------------------------------------------------------------------------
+    @staticmethod
+    def _info(request) -> dict:
+        params = request.sampling_params
+        return ((params.extra_args or {}) if params is not None else {}).get(REQUEST_INFO, {})
+
+    def _key(self, request) -> str:
+        return self._info(request).get("id", request.request_id)
+
+    def _snapshot(self, request, state: str) -> QueuedRequest:
+        info = self._info(request)
+        key = self._key(request)
+        return QueuedRequest(
+            request_id=key, arrival_s=float(info.get("arrival", request.arrival_time)), state=state,
+            context_tokens=request.num_tokens, generated_tokens=int(info.get("generated", 0)) + request.num_output_tokens,
+            program_id=info.get("program"), attained_s=self._attained.get(key, 0.0),
+            last_scheduled_s=self._last_ran.get(key), calls_done=int(info.get("calls_done", 0)),
+            predicted_output_tokens=info.get("expect_tokens"), api_kind=info.get("api"),
+            predicted_call_s=info.get("call_s"))
+
+    def _reorder(self, now: float) -> None:
+        held = [(r, "running") for r in self.running]
+        for queue in (self.waiting, self.kv_holding_waiting):
+            for r in queue:
+                paused = r.status == RequestStatus.WAITING_FOR_STREAMING_REQ
+                held.append((r, "paused" if paused else "waiting"))
+        snapshots, requests = {}, {}
+        for request, state in held:
+            snap = self._snapshot(request, state)
+            if snap.request_id in snapshots:  # the same logical request twice: keep the live one
+                continue
+            snapshots[snap.request_id] = snap
+            requests[snap.request_id] = request
+        rank = ranks(self._policy.order(list(snapshots.values()), now))
+        for key, request in requests.items():
+            request.priority = rank[key]
+        for queue in (self.waiting, self.kv_holding_waiting):
+            heap = getattr(queue, "_heap", None)
+            if heap is not None:  # the priority policy's heap: re-establish it under the new ranks
+                heapq.heapify(heap)
+        # A request away at a call is not in the engine but keeps its attained service: forget
+        # only those not seen for a long while (finished or failed).
+        for key in [k for k, t in self._last_ran.items() if k not in snapshots and now - t > FORGET_AFTER_S]:
+            del self._last_ran[key]
+            self._attained.pop(key, None)
