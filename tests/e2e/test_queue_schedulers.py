@@ -26,7 +26,10 @@ def _start(scheduler: str, tmp_path_factory) -> Stack:
         model_path=str(build_tiny()), state_dir=tmp_path_factory.mktemp(f"stack-{scheduler}"),
         gateway_port=free_port(), engine_metrics_port=free_port(), estimator_port=free_port(),
         executor_metrics_port=free_port(), redis_port=free_port(), time_scale=0.02,
-        worker_env={"AUGSERVE_SCHEDULER": scheduler, "AUGSERVE_MAX_NUM_SEQS": "1"},
+        worker_env={"AUGSERVE_SCHEDULER": scheduler, "AUGSERVE_MAX_NUM_SEQS": "1",
+                    # Autellix's starvation guard (5 s) would promote both short requests to FCFS
+                    # if the long one ran past it on a loaded machine: out of the way here.
+                    "AUGSERVE_SCHEDULER_OPTIONS": '{"starvation_s": 600}' if scheduler == "autellix" else "{}"},
     )
     return Stack(cfg).start()
 
