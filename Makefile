@@ -1,10 +1,11 @@
-# The two commands: `make run` (the whole stack on this machine) and `make test` (the suite).
+# The two commands: `make run` (the whole stack on this machine) and `make test` (the suite);
+# `make bench` / `make bench-quick`: the benchmark's full (~25 min) and quick (< 3 min) profiles.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup run test
+.PHONY: setup run test bench bench-quick
 
 setup:
 	@bash scripts/setup.sh
@@ -14,3 +15,9 @@ run: setup
 
 test: setup
 	@$(PY) -m pytest tests
+
+bench: setup
+	@$(PY) -m bench
+
+bench-quick: setup
+	@$(PY) -m bench --quick

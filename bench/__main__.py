@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from bench import report
-from bench.config import profile
+from bench.config import PROFILES, profile
 from bench.runner import run_benchmark
 from bench.trace import REQUEST_TYPES
 
@@ -50,8 +50,11 @@ def _env(text: str) -> tuple[str, str]:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description="Benchmark intercept policies on the whole stack.")
-    p.add_argument("--quick", action="store_true", help="the quick profile (~3 min on 2 cores); default: full")
-    p.add_argument("--policies", type=_names, help="comma-separated engine policies, one stack each")
+    p.add_argument("--quick", action="store_true", help="the quick profile (< 3 min on 2 cores); default: full (~25 min)")
+    p.add_argument("--profile", choices=sorted(PROFILES), help="a named profile: full, quick, or schedulers (the queue-order "
+                   "schedulers beside infercept and stock vLLM)")
+    p.add_argument("--systems", "--policies", dest="policies", type=_names,
+                   help="comma-separated systems: stock-vllm and/or engine policies (one fresh stack each)")
     p.add_argument("--rates", type=_floats, help="request rates (req/s) to sweep, e.g. 0.5,1,2")
     p.add_argument("--window", dest="window_s", type=float, help="seconds of arrivals per rate")
     p.add_argument("--drain", dest="drain_s", type=float, help="seconds after the window before cutting requests")
@@ -73,6 +76,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--worker-env", type=_env, action="append", metavar="AUGSERVE_X=VALUE",
                    help="an extra engine worker setting for every system (repeatable), e.g. "
                         "AUGSERVE_DURATION_ESTIMATE=oracle")
+    p.add_argument("--slo", dest="slo_s", type=float, help="normalized latency SLO in s/token for the sustainable rate")
+    p.add_argument("--slo-statistic", choices=("mean", "p90"), help="which normalized latency the SLO bounds")
+    p.add_argument("--overhead-window", dest="overhead_window_s", type=float,
+                   help="seconds of the zero-interception closed-loop run (0: skip it)")
+    p.add_argument("--overhead-concurrency", type=int, help="clients of the zero-interception run")
+    p.add_argument("--overhead-systems", type=_names, help="systems that run the zero-interception workload")
+    p.add_argument("--start-together", action=argparse.BooleanOptionalAction,
+                   help="start every system at once, then drive them one at a time (quick's default)")
     p.add_argument("--out", dest="out_dir", type=Path, help="results folder (default bench-results)")
     return p
 
@@ -83,7 +94,8 @@ def _interrupt(*_) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = vars(parser().parse_args(argv))
-    name = "quick" if args.pop("quick") else "full"
+    named = args.pop("profile")
+    name = "quick" if args.pop("quick") else (named or "full")
     args["worker_env"] = dict(args["worker_env"]) if args["worker_env"] else None
     cfg = profile(name, **args)
     # Stop like Ctrl-C on SIGTERM too, so the running stack's processes are stopped (finally).
@@ -99,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print()
     print(report.table(results))
+    print()
+    print(report.summary_table(results))
     print(f"\nresults: {path} (and {cfg.out_dir / 'latest.json'}), plots: {cfg.out_dir}/latest-*.png, "
           f"wall time {results['wall_s']:.0f}s")
     failed = report.failed_systems(results)

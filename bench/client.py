@@ -48,7 +48,7 @@ class RequestRecord:
     interceptions: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _error_text(body: bytes) -> str:
+def error_text(body: bytes) -> str:
     try:
         return str(json.loads(body)["error"]["message"])
     except (ValueError, KeyError, TypeError):
@@ -64,13 +64,20 @@ class Progress:
         self._last = 0.0
         self._tty = out.isatty()
 
+    def bar(self, width: int = 20) -> str:
+        """Finished requests (done or failed) of the total; empty in closed loop (no total)."""
+        if not self.total:
+            return ""
+        filled = round(width * (self.done + self.failed) / self.total)
+        return "[" + "#" * filled + "." * (width - filled) + "]"
+
     def update(self, elapsed_s: float, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._last < (0.5 if self._tty else 5.0):
             return
         self._last = now
         total = f"/{self.total}" if self.total is not None else ""
-        line = (f"  {self.label}: {elapsed_s:5.0f}s  sent {self.sent}{total}  done {self.done}  "
+        line = (f"  {self.label}: {elapsed_s:5.0f}s {self.bar()} sent {self.sent}{total}  done {self.done}  "
                 f"failed {self.failed}  in flight {self.sent - self.done - self.failed}")
         self.out.write(("\r" + line + "   ") if self._tty else line + "\n")
         if force and self._tty:
@@ -91,8 +98,12 @@ class LoadClient:
     def _client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(timeout=self.timeout, limits=self.limits, transport=self.transport)
 
+    def prompt_text(self, request: BenchRequest) -> str:
+        """The user message, seeded by the request's index: every system gets the same text."""
+        return self.prompts.build(request.prompt_tokens, random.Random(f"{self.seed}:prompt:{request.index}"))
+
     def body(self, request: BenchRequest) -> dict[str, Any]:
-        text = self.prompts.build(request.prompt_tokens, random.Random(f"{self.seed}:prompt:{request.index}"))
+        text = self.prompt_text(request)
         body: dict[str, Any] = {"model": self.model, "messages": [{"role": "user", "content": text}],
                                 "temperature": 0, "plan": request.plan, "stream": self.stream}
         if self.stream:
@@ -103,27 +114,7 @@ class LoadClient:
                     progress: Progress) -> None:
         rec.sent_s = clock()
         progress.sent += 1
-        try:
-            if self.stream:
-                async with client.stream("POST", self.url, json=body) as response:
-                    rec.status = response.status_code
-                    if response.status_code != 200:
-                        rec.error = _error_text(await response.aread())
-                    else:
-                        async for line in response.aiter_lines():
-                            if line.startswith("data: ") and not self._chunk(line[6:], rec, clock):
-                                break
-            else:
-                response = await client.post(self.url, json=body)
-                rec.status = response.status_code
-                if response.status_code != 200:
-                    rec.error = _error_text(response.content)
-                else:
-                    payload = response.json()
-                    self._finish(payload, rec)
-                    rec.finish_reason = payload["choices"][0].get("finish_reason")
-        except httpx.HTTPError as exc:
-            rec.error = f"{type(exc).__name__}: {exc}"
+        await self._exchange(client, body, rec, clock)
         rec.end_s = clock()
         if rec.error is None and rec.finish_reason not in OK_FINISH:
             rec.error = f"finish_reason {rec.finish_reason!r}"
@@ -132,6 +123,31 @@ class LoadClient:
             progress.done += 1
         else:
             progress.failed += 1
+
+    async def _exchange(self, client: httpx.AsyncClient, body: dict, rec: RequestRecord,
+                        clock: Callable[[], float]) -> None:
+        """The request's HTTP exchange(s), filling the record; errors go to rec.error."""
+        try:
+            if self.stream:
+                async with client.stream("POST", self.url, json=body) as response:
+                    rec.status = response.status_code
+                    if response.status_code != 200:
+                        rec.error = error_text(await response.aread())
+                    else:
+                        async for line in response.aiter_lines():
+                            if line.startswith("data: ") and not self._chunk(line[6:], rec, clock):
+                                break
+            else:
+                response = await client.post(self.url, json=body)
+                rec.status = response.status_code
+                if response.status_code != 200:
+                    rec.error = error_text(response.content)
+                else:
+                    payload = response.json()
+                    self._finish(payload, rec)
+                    rec.finish_reason = payload["choices"][0].get("finish_reason")
+        except httpx.HTTPError as exc:
+            rec.error = f"{type(exc).__name__}: {exc}"
 
     def _chunk(self, data: str, rec: RequestRecord, clock: Callable[[], float]) -> bool:
         """Reads one SSE chunk into the record; False at the end of the stream."""

@@ -1,16 +1,18 @@
 """The benchmark's parameters, its two profiles, and sizing the KV pool for a model.
 
-Profiles (every field can be overridden on the command line):
-- quick: ~3 min on 2 CPU cores with the default model. Two systems (vllm, the discard baseline,
-  and infercept), one rate (1 req/s), a 20 s window (+ at most 15 s to drain); token counts x0.1
-  and context cap 256, so the KV pool shrinks with them to 768 tokens (6 blocks); stand-in call
-  times x0.05 (a 28 s human turn becomes 1.4 s).
-- full: the four systems, the rate sweep 0.5, 1, 2 req/s, trace token counts as they are with
-  InferCept's 2048-token context cap, a 64 MB KV pool (~2,700 tokens of SmolLM2-135M in bf16),
-  and call times and window scaled by one factor, 0.1: a 120 s window. Hours on 2 cores.
-dtype "auto" runs the model in float32 on a CPU without native bf16 (no AVX512-BF16/AMX): there
-bf16 is emulated and 4-7x slower (measured with SmolLM2-135M on an AVX2 machine). Elsewhere the
-engine worker's own default.
+Profiles (every field can be overridden on the command line), measured on 2 shared CPU cores with
+the default model (SmolLM2-135M, float32 there):
+- quick (CI smoke, < 3 min): stock-vllm and infercept at 0.5 req/s for 20 s (+ at most 10 s to
+  drain), both started together, then driven one at a time; token counts x0.1 and context cap
+  256, so the KV pool shrinks with them to 768 tokens (6 blocks) and paused requests compete for
+  it; stand-in call times x0.05 (a 28 s human turn becomes 1.4 s).
+- full (~25 min): the five systems (stock-vllm, vllm, improved-discard, preserve, infercept) over
+  a rate sweep on the same scaled workload with a longer window, and the zero-interception
+  overhead run (infercept vs stock-vllm). One system's start costs ~50-60 s of it.
+Sustainable rate: the highest rate whose normalized latency (slo_statistic) stays under slo_s
+(bench.sustainable). dtype "auto" runs the model in float32 on a CPU without native bf16 (no
+AVX512-BF16/AMX): there bf16 is emulated and 4-7x slower (measured with SmolLM2-135M on an AVX2
+machine). Elsewhere the engine worker's own default.
 """
 
 from __future__ import annotations
@@ -24,7 +26,11 @@ from bench.trace import DEFAULT_TRACE
 from engine_worker import cost_profile
 from engine_worker.settings import native_bf16
 
-DEFAULT_POLICIES = ("vllm", "improved-discard", "preserve", "infercept")
+DEFAULT_POLICIES = ("stock-vllm", "vllm", "improved-discard", "preserve", "swap", "infercept")
+"""Systems: `stock-vllm` (vLLM's own server, client-side tool loop) and our engine-worker policies."""
+SCHEDULER_SYSTEMS = ("stock-vllm", "infercept", "infercept+fastserve", "infercept+lamps", "continuum+continuum",
+                     "infercept+autellix")
+"""The queue-order schedulers (POLICY+SCHEDULER) beside infercept (FCFS) and stock vLLM."""
 BLOCK_TOKENS = 128
 """vLLM's KV block size on CPU."""
 MAX_MODEL_LEN = 4096
@@ -33,24 +39,32 @@ TEMPLATE_MARGIN = 64
 """Tokens of max_model_len beyond the context cap, in case the client's count is off."""
 
 
+RATES = (0.2, 0.35, 0.5)
+"""The full profile's sweep (req/s)."""
+SLO_S = 0.3
+"""Normalized latency SLO (s/token). See bench/README.md for the measurements behind it."""
+QUICK_OVERHEAD_WINDOW_S = 0.0
+
+
 @dataclass(frozen=True)
 class BenchConfig:
     profile: str
     policies: tuple[str, ...] = DEFAULT_POLICIES
-    rates: tuple[float, ...] = (0.5, 1.0, 2.0)
-    window_s: float = 120.0
-    drain_s: float = 300.0
+    """The systems, in run order (named policies for our stack's, since each is one policy)."""
+    rates: tuple[float, ...] = RATES
+    window_s: float = 40.0
+    drain_s: float = 30.0
     """How long after the window unfinished requests may still complete before they are cut."""
     seed: int = 0
     trace: Path = DEFAULT_TRACE
     types: tuple[str, ...] | None = None
     """Request types to sample (None: the whole mixture)."""
-    time_scale: float = 0.1
-    token_scale: float = 1.0
-    context_cap: int = 2048
-    kv_cache_mb: float | None = 64.0
+    time_scale: float = 0.05
+    token_scale: float = 0.1
+    context_cap: int = 256
+    kv_cache_mb: float | None = None
     """The engine's KV pool; None: kv_cache_tokens tokens of the served model."""
-    kv_cache_tokens: int = 2688
+    kv_cache_tokens: int = 768
     model: str = "default"
     """default (SmolLM2-135M-Instruct), tiny (random weights, tests), or a model folder."""
     dtype: str = "auto"
@@ -64,14 +78,24 @@ class BenchConfig:
     out_dir: Path = Path("bench-results")
     worker_env: dict[str, str] = field(default_factory=dict)
     """Extra AUGSERVE_* settings for the engine worker."""
+    slo_s: float = SLO_S
+    """Normalized latency (s/token) a sustained rate must stay under."""
+    slo_statistic: Literal["mean", "p90"] = "mean"
+    overhead_systems: tuple[str, ...] = ("infercept", "stock-vllm")
+    """Systems that also run the zero-interception workload (raw engine overhead)."""
+    overhead_window_s: float = 30.0
+    """Closed-loop window of the zero-interception run; 0 skips it."""
+    overhead_concurrency: int = 8
+    start_together: bool = False
+    """Start every system at once, then drive them one at a time (the idle ones wait with no
+    requests); False: each starts after the previous one stopped."""
 
 
 PROFILES = {
     "full": BenchConfig(profile="full"),
-    "quick": BenchConfig(
-        profile="quick", policies=("vllm", "infercept"), rates=(1.0,), window_s=20.0, drain_s=15.0,
-        time_scale=0.05, token_scale=0.1, context_cap=256, kv_cache_mb=None, kv_cache_tokens=768,
-    ),
+    "schedulers": BenchConfig(profile="schedulers", policies=SCHEDULER_SYSTEMS, rates=(0.5,), overhead_systems=()),
+    "quick": BenchConfig(profile="quick", policies=("stock-vllm", "infercept"), rates=(0.5,), window_s=20.0,
+                         drain_s=10.0, overhead_window_s=QUICK_OVERHEAD_WINDOW_S, start_together=True),
 }
 
 

@@ -35,11 +35,16 @@ class PromptBuilder:
 
         return AutoTokenizer.from_pretrained(self.model_path)
 
-    def count(self, content: str) -> int:
-        """Tokens of a one-user-message chat, rendered and tokenized as the gateway does."""
+    def token_ids(self, content: str) -> list[int]:
+        """A one-user-message chat, rendered and tokenized as the gateway does (what stock vLLM
+        gets as its prompt, so both systems see the same tokens)."""
         text = self.tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
                                                   add_generation_prompt=True)
-        return len(self.tokenizer.encode(text, add_special_tokens=False))
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def count(self, content: str) -> int:
+        """Tokens of a one-user-message chat, rendered and tokenized as the gateway does."""
+        return len(self.token_ids(content))
 
     @cached_property
     def overhead(self) -> int:

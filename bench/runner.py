@@ -1,33 +1,33 @@
-"""Runs the benchmark: for each policy, a fresh stack (stack.services, as `make run` starts it)
-with the engine worker's policy and KV pool set, the same workloads (same seed) through it, then
-the stack is stopped. A system that fails to start or dies is reported as failed; the others run.
+"""Runs the benchmark: for each system (bench.systems: our stack per policy, or stock vLLM) a
+fresh start, the same workloads (same seed) through it, then it is stopped. Per system: one run
+per rate of the sweep, then (for cfg.overhead_systems) the zero-interception run. A system that
+fails to start or dies is reported as failed; the others run.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import os
 import re
 import time
-import urllib.request
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import plots, report, summary
 from bench.client import LoadClient
 from bench.config import BenchConfig, PoolSizing, kv_bytes_per_token, resolve_dtype, size_pool
 from bench.metrics import system_metrics
 from bench.prompts import PromptBuilder
+from bench.systems import System, make_system
 from bench.trace import load_trace
-from bench.workload import BenchRequest, ConversionConfig, closed_loop, open_loop, select
-from stack.processes import free_port
-from stack.services import Stack, StackConfig
+from bench.workload import BenchRequest, ConversionConfig, closed_loop, open_loop, select, without_calls
 
 IDLE_TIMEOUT_S = 60.0
-"""After a run, how long the worker may take to report no request in flight."""
+"""After a run, how long the system may take to report no request in flight."""
 _NOISE = ("File ", "^", "~", "For further information", "warnings.warn", "Traceback", "return ", "raise ")
 
 
@@ -45,91 +45,124 @@ def headline(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0]}" + (f" {tail}" if tail else "")
 
 
-def _served_model(gateway_url: str) -> str:
-    with urllib.request.urlopen(f"{gateway_url}/v1/models", timeout=10) as response:
-        return json.load(response)["data"][0]["id"]
+class Steps:
+    """The whole benchmark's progress: '[3/17]' in front of each run's status line."""
+
+    def __init__(self, total: int):
+        self.total, self.done = total, 0
+
+    def label(self, text: str) -> str:
+        self.done += 1
+        return f"[{self.done}/{self.total}] {text}"
 
 
-def wait_idle(stack: Stack, timeout_s: float) -> bool:
-    """Waits until a heartbeat newer than the call reports no request in flight."""
-    since = time.time()
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status = stack.worker_status()
-        if status.get("heartbeat_at", 0) > since and status.get("inflight", 1) == 0:
-            return True
-        time.sleep(0.5)
-    return False
+def _one_run(client: LoadClient, requests: list[BenchRequest], label: str, *, closed: bool, window_s: float,
+             drain_s: float, concurrency: int) -> list:
+    if closed:
+        return asyncio.run(client.run_closed(requests, concurrency=concurrency, window_s=window_s, drain_s=drain_s,
+                                             label=label))
+    return asyncio.run(client.run_open(requests, window_s=window_s, drain_s=drain_s, label=label))
 
 
-def stack_config(cfg: BenchConfig, policy: str, model_path: Path, sizing: PoolSizing, state_dir: Path) -> StackConfig:
-    return StackConfig(
-        model_path=str(model_path), state_dir=state_dir, gateway_port=free_port(), engine_metrics_port=free_port(),
-        estimator_port=free_port(), executor_metrics_port=free_port(), redis_port=free_port(),
-        time_scale=cfg.time_scale, executor_concurrency=cfg.executor_concurrency,
-        worker_env={"AUGSERVE_POLICY": policy, "AUGSERVE_KV_CACHE_BYTES": str(sizing.kv_cache_bytes),
-                    "AUGSERVE_MAX_MODEL_LEN": str(sizing.max_model_len),
-                    **({"AUGSERVE_DTYPE": sizing.dtype} if sizing.dtype else {}), **cfg.worker_env},
-        gateway_env={"AUGSERVE_MAX_MODEL_LEN": str(sizing.max_model_len),
-                     "AUGSERVE_DEFAULT_MAX_TOKENS": str(min(256, sizing.max_model_len // 2))},
-    )
+def _run_entry(system: System, client: LoadClient, requests: list[BenchRequest], label: str, *, rate: float | None,
+               concurrency: int | None, window_s: float, drain_s: float, wait: bool) -> dict[str, Any]:
+    began, load_before = time.monotonic(), os.getloadavg()[0]
+    records = _one_run(client, requests, label, closed=rate is None, window_s=window_s, drain_s=drain_s,
+                       concurrency=concurrency or 1)
+    dead = [s.name for s in system.dead()]
+    # Requests cut at the drain end may still run in the engine: the next run waits for them to
+    # leave; after the last one the system is stopped anyway.
+    idle = system.wait_idle(min(IDLE_TIMEOUT_S, drain_s)) if wait and not dead else None
+    return {
+        "rate": rate, "concurrency": concurrency, "ok": not dead,
+        "error": f"services died during the run: {dead}" if dead else None,
+        "wall_s": round(time.monotonic() - began, 1), "worker_idle_after": idle,
+        # The machine's 1-min load average around the run: other users' work skews timings.
+        "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "metrics": system_metrics([asdict(r) for r in records], window_s),
+        "requests": [asdict(r) for r in records],
+    }
 
 
-def _one_run(cfg: BenchConfig, client: LoadClient, requests: list[BenchRequest], label: str) -> list:
-    if cfg.mode == "closed":
-        return asyncio.run(client.run_closed(requests, concurrency=cfg.concurrency, window_s=cfg.window_s,
-                                             drain_s=cfg.drain_s, label=label))
-    return asyncio.run(client.run_open(requests, window_s=cfg.window_s, drain_s=cfg.drain_s, label=label))
+def _new_result(name: str) -> dict[str, Any]:
+    return {"policy": name, "ok": False, "error": None, "error_detail": None, "startup_s": None,
+            "reported_policy": None, "runs": [], "zero_interception": None}
 
 
-def run_system(cfg: BenchConfig, policy: str, model_path: Path, sizing: PoolSizing,
-               workloads: dict[float, list[BenchRequest]], prompts: PromptBuilder, state_dir: Path,
-               log=print) -> dict[str, Any]:
-    result: dict[str, Any] = {"policy": policy, "ok": False, "error": None, "error_detail": None, "startup_s": None,
-                              "reported_policy": None, "runs": []}
-    stack = Stack(stack_config(cfg, policy, model_path, sizing, state_dir), progress=lambda m: log(f"[{policy}]{m}"))
+def start_system(system: System, result: dict[str, Any], log=print) -> bool:
+    """Starts one system; a failure is recorded in `result` (the next system still runs)."""
     started = time.monotonic()
     try:
-        stack.start()
+        system.start()
     except Exception as exc:  # noqa: BLE001 - a failed system is a result, the next one still runs
         result["error"], result["error_detail"] = headline(exc), str(exc)[-6000:]
-        log(f"[{policy}] FAILED to start: {result['error']}")
-        return result
+        log(f"[{system.name}] FAILED to start: {result['error']}")
+        return False
+    result["startup_s"] = round(time.monotonic() - started, 1)
+    return True
+
+
+def drive_system(cfg: BenchConfig, system: System, result: dict[str, Any], workloads: dict[float, list[BenchRequest]],
+                 overhead: list[BenchRequest] | None, prompts: PromptBuilder, steps: Steps, log=print) -> None:
+    """Every run of one started system, in order: the rates, then the zero-interception run."""
+    name = system.name
+    result["reported_policy"] = system.reported()
+    result.update(system.details())
+    if result["reported_policy"] != name:
+        result["error"] = f"the system reports {result['reported_policy']!r}, not {name!r}"
+        log(f"[{name}] FAILED: {result['error']}")
+        return
+    client = system.client(prompts, cfg)
+    closed = cfg.mode == "closed"
+    runs: list[tuple[str, list[BenchRequest], dict[str, Any]]] = [
+        (f"{name} " + (f"{cfg.concurrency} clients" if closed else f"rate {key:g}/s"), requests,
+         {"rate": None if closed else key, "concurrency": cfg.concurrency if closed else None,
+          "window_s": cfg.window_s, "drain_s": cfg.drain_s})
+        for key, requests in workloads.items()]
+    if overhead is not None:
+        runs.append((f"{name} zero-interception {cfg.overhead_concurrency} clients", overhead,
+                     {"rate": None, "concurrency": cfg.overhead_concurrency, "window_s": cfg.overhead_window_s,
+                      "drain_s": cfg.drain_s}))
+    for n, (label, requests, how) in enumerate(runs):
+        entry = _run_entry(system, client, requests, steps.label(label), wait=n < len(runs) - 1, **how)
+        if overhead is not None and n == len(runs) - 1:
+            result["zero_interception"] = entry
+        else:
+            result["runs"].append(entry)
+        if not entry["ok"]:
+            result["error"] = entry["error"]
+            result["error_detail"] = "\n\n".join(f"{s.name}:\n{s.log_tail()}" for s in system.dead())
+            log(f"[{name}] FAILED: {result['error']}")
+            return
+    result["ok"] = True
+
+
+def run_systems(cfg: BenchConfig, systems: list[System], workloads: dict[float, list[BenchRequest]],
+                overhead: list[BenchRequest] | None, prompts: PromptBuilder, steps: Steps, log=print,
+                began: float = 0.0) -> list[dict[str, Any]]:
+    """Each system is driven alone and stopped after its runs. Sequential start (default): each
+    starts when the previous one stopped. cfg.start_together: all start at once (start-up is
+    mostly single-threaded imports, so two overlap well on 2 cores), and each waits idle (no
+    requests: its engine sleeps on its queue) until its turn; only the quick profile does this,
+    to stay under 3 minutes."""
+    results = [_new_result(s.name) for s in systems]
+    overhead_for = lambda s: overhead if s.name in cfg.overhead_systems else None  # noqa: E731
     try:
-        result["startup_s"] = round(time.monotonic() - started, 1)
-        result["reported_policy"] = stack.worker_status().get("policy")
-        if result["reported_policy"] != policy:
-            result["error"] = f"the engine worker reports policy {result['reported_policy']!r}, not {policy!r}"
-            log(f"[{policy}] FAILED: {result['error']}")
-            return result
-        client = LoadClient(stack.cfg.gateway_url, _served_model(stack.cfg.gateway_url), prompts, seed=cfg.seed,
-                            stream=cfg.stream)
-        for n, (key, requests) in enumerate(workloads.items()):
-            label = f"{policy} " + (f"rate {key:g}/s" if cfg.mode == "open" else f"{cfg.concurrency} clients")
-            began = time.monotonic()
-            records = _one_run(cfg, client, requests, label)
-            dead = [s.name for s in stack.dead()]
-            # Requests cut at the drain end may still run in the engine: the next rate waits for
-            # them to leave; after the last one the stack is stopped anyway.
-            last = n == len(workloads) - 1
-            idle = None if last or dead else wait_idle(stack, min(IDLE_TIMEOUT_S, cfg.drain_s))
-            closed = cfg.mode == "closed"
-            result["runs"].append({
-                "rate": None if closed else key, "concurrency": cfg.concurrency if closed else None,
-                "ok": not dead, "error": f"services died during the run: {dead}" if dead else None,
-                "wall_s": round(time.monotonic() - began, 1), "worker_idle_after": idle,
-                "metrics": system_metrics([asdict(r) for r in records], cfg.window_s),
-                "requests": [asdict(r) for r in records],
-            })
-            if dead:
-                result["error"] = result["runs"][-1]["error"]
-                result["error_detail"] = "\n\n".join(f"{s.name}:\n{s.log_tail()}" for s in stack.dead())
-                log(f"[{policy}] FAILED: {result['error']}")
-                return result
-        result["ok"] = True
-        return result
+        if cfg.start_together:
+            log(f"==> starting {len(systems)} systems together")
+            with ThreadPoolExecutor(len(systems)) as pool:  # exits only when every start has ended
+                started = list(pool.map(lambda pair: start_system(*pair, log=log), zip(systems, results)))
+        for i, (system, result) in enumerate(zip(systems, results)):
+            log(f"==> system {i + 1}/{len(systems)}: {system.name} (bench time so far {time.monotonic() - began:.0f}s)")
+            try:
+                if started[i] if cfg.start_together else start_system(system, result, log):
+                    drive_system(cfg, system, result, workloads, overhead_for(system), prompts, steps, log)
+            finally:
+                system.stop()
     finally:
-        stack.stop()
+        for system in systems:  # idempotent: what an interruption left running
+            system.stop()
+    return results
 
 
 def parameters(cfg: BenchConfig, model_path: Path, sizing: PoolSizing,
@@ -153,6 +186,17 @@ def build_workloads(cfg: BenchConfig, prompts: PromptBuilder) -> dict[float, lis
     return {rate: open_loop(pool, rate=rate, window_s=cfg.window_s, seed=cfg.seed, cfg=conv) for rate in cfg.rates}
 
 
+def build_overhead_workload(cfg: BenchConfig, prompts: PromptBuilder) -> list[BenchRequest] | None:
+    """The zero-interception workload: closed-loop requests of the same mixture with their calls
+    removed (same prompts, same total generated tokens, no pauses); None when it is off."""
+    if cfg.overhead_window_s <= 0:
+        return None
+    pool = select(load_trace(cfg.trace), cfg.types)
+    conv = ConversionConfig(time_scale=cfg.time_scale, token_scale=cfg.token_scale, context_cap=cfg.context_cap,
+                            min_prompt_tokens=prompts.min_tokens)
+    return without_calls(closed_loop(pool, count=max(256, 100 * cfg.overhead_concurrency), seed=cfg.seed, cfg=conv))
+
+
 def run_benchmark(cfg: BenchConfig, log=print) -> tuple[dict[str, Any], Path]:
     """Runs every system; returns the results and the path of the JSON written."""
     began, started_at = time.monotonic(), datetime.now(timezone.utc)
@@ -162,21 +206,26 @@ def run_benchmark(cfg: BenchConfig, log=print) -> tuple[dict[str, Any], Path]:
     sizing = size_pool(cfg, kv_bytes_per_token(model_path, dtype), dtype)
     prompts = PromptBuilder(str(model_path))
     workloads = build_workloads(cfg, prompts)
+    overhead = build_overhead_workload(cfg, prompts)
     loads = "; ".join(f"{f'{k:g} req/s' if cfg.mode == 'open' else f'{cfg.concurrency} clients'}: {len(v)} requests"
                       for k, v in workloads.items())
+    with_overhead = [s for s in cfg.policies if overhead is not None and s in cfg.overhead_systems]
     log(f"==> bench {cfg.profile}: {len(cfg.policies)} systems {', '.join(cfg.policies)}; model {model_path.name}; "
         f"dtype {sizing.dtype or 'worker default'}; KV pool {sizing.kv_cache_bytes / (1 << 20):.1f} MB = "
-        f"{sizing.pool_tokens} tokens, max_model_len {sizing.max_model_len}; {loads}")
-    systems = []
-    for i, policy in enumerate(cfg.policies):
-        log(f"==> system {policy}")
-        state_dir = cfg.out_dir / "logs" / stem / f"{i}-{re.sub(r'[^A-Za-z0-9_.-]', '_', policy)}"
-        systems.append(run_system(cfg, policy, model_path, sizing, workloads, prompts, state_dir, log=log))
+        f"{sizing.pool_tokens} tokens, max_model_len {sizing.max_model_len}; {loads}"
+        + (f"; zero-interception run ({cfg.overhead_window_s:g}s, {cfg.overhead_concurrency} clients) for "
+           f"{', '.join(with_overhead)}" if with_overhead else ""))
+    steps = Steps(len(cfg.policies) * len(workloads) + len(with_overhead))
+    state_dir = lambda i, name: cfg.out_dir / "logs" / stem / f"{i}-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}"  # noqa: E731
+    systems = run_systems(cfg, [make_system(cfg, name, model_path, sizing, state_dir(i, name), log)
+                                for i, name in enumerate(cfg.policies)],
+                          workloads, overhead, prompts, steps, log=log, began=began)
     results = {
         "schema_version": report.SCHEMA_VERSION, "profile": cfg.profile, "started_at": started_at.isoformat(),
         "finished_at": datetime.now(timezone.utc).isoformat(), "wall_s": round(time.monotonic() - began, 1),
         "parameters": parameters(cfg, model_path, sizing, workloads), "systems": systems,
     }
+    summary.annotate(results)
     path = report.write_json(results, cfg.out_dir, stem)
-    report.plot(results, cfg.out_dir, stem)
+    plots.plot(results, cfg.out_dir, stem)
     return results, path

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bench.trace import REQUEST_TYPES, TraceRequest, call_kind
@@ -163,3 +163,10 @@ def open_loop(pool: Sequence[TraceRequest], *, rate: float, window_s: float, see
 def closed_loop(pool: Sequence[TraceRequest], *, count: int, seed: int, cfg: ConversionConfig) -> list[BenchRequest]:
     """Enough requests for a closed loop (sent back to back, arrival = send time)."""
     return materialize(pool, [0.0] * count, seed, cfg)
+
+
+def without_calls(requests: Sequence[BenchRequest]) -> list[BenchRequest]:
+    """The zero-interception workload: each request's calls removed, its segments' generated
+    tokens joined into one (same prompt, same total generated tokens, no pauses). On it the two
+    systems do the same work, so throughput compares the serving paths' raw overhead."""
+    return [replace(r, plan={"segments": [{"generate_tokens": r.generate_tokens}]}) for r in requests]

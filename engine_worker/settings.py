@@ -20,6 +20,14 @@ def native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def engine_dtype_for(dtype: str) -> str:
+    """The dtype the engine runs for a configured one: auto is bfloat16 where it is native (GPUs,
+    CPUs with AVX512-BF16/AMX), else float32. The benchmark gives stock vLLM the same."""
+    if dtype != "auto":
+        return dtype
+    return "bfloat16" if native_bf16() else "float32"
+
+
 def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -71,6 +79,4 @@ class WorkerSettings(CommonSettings):
 
     @property
     def engine_dtype(self) -> str:
-        if self.dtype != "auto":
-            return self.dtype
-        return "bfloat16" if native_bf16() else "float32"
+        return engine_dtype_for(self.dtype)

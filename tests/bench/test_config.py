@@ -19,6 +19,7 @@ def test_kv_bytes_per_token_from_the_model_config(tmp_path, dtype, expected):
 
 @pytest.mark.parametrize(("overrides", "pool_tokens", "max_model_len"), [
     ({"kv_cache_mb": 64.0, "context_cap": 2048}, 2688, 2176),  # vLLM itself says 2688 for 64 MB
+    ({}, 768, 384),  # the profiles' own pool
     ({"kv_cache_tokens": 768, "context_cap": 256}, 768, 384),  # tokens replace the profile's MB
     ({"kv_cache_tokens": 1000, "context_cap": 512}, 1024, 640),
 ])
@@ -35,7 +36,9 @@ def test_a_pool_too_small_for_the_context_cap_is_refused():
 
 def test_profiles_and_overrides():
     quick = profile("quick")
-    assert quick.profile == "quick" and len(quick.policies) == 2 and quick.rates == (1.0,)
+    assert quick.profile == "quick" and quick.policies == ("stock-vllm", "infercept") and len(quick.rates) == 1
     assert profile("quick", window_s=5.0, seed=None).window_s == 5.0  # None keeps the profile's value
-    assert PROFILES["full"].policies == ("vllm", "improved-discard", "preserve", "infercept")
+    full = PROFILES["full"]
+    assert full.policies == ("stock-vllm", "vllm", "improved-discard", "preserve", "swap", "infercept")
+    assert len(full.rates) >= 3 and full.overhead_window_s > 0 and set(full.overhead_systems) == {"infercept", "stock-vllm"}
     assert resolve_dtype("float16") == "float16" and resolve_dtype("auto") in (None, "float32")

@@ -5,35 +5,52 @@ from __future__ import annotations
 import json
 
 from bench.metrics import system_metrics
-from bench.report import plot, table, write_json
+from bench.plots import plot
+from bench.report import summary_table, table, write_json
+from bench.summary import annotate
 
 RECORDS = [
     {"arrival_s": 0.0, "sent_s": 0.0, "end_s": 3.0, "first_token_s": 0.4, "ok": True, "completion_tokens": 20,
-     "interceptions": [{"api": "tts", "duration_s": 1.0, "strategy": "discard", "recomputed_tokens": 90}]},
+     "prompt_tokens": 10, "interceptions": [{"api": "tts", "duration_s": 1.0, "strategy": "discard", "recomputed_tokens": 90}]},
     {"arrival_s": 1.0, "sent_s": 1.0, "end_s": 2.0, "first_token_s": 1.1, "ok": True, "completion_tokens": 10,
-     "interceptions": []},
+     "prompt_tokens": 10, "interceptions": []},
 ]
 
 
 def _results() -> dict:
     run = lambda rate: {"rate": rate, "concurrency": None, "ok": True, "error": None, "wall_s": 5.0,  # noqa: E731
                         "worker_idle_after": True, "metrics": system_metrics(RECORDS, 5.0), "requests": RECORDS}
-    return {
-        "schema_version": 1, "profile": "quick", "parameters": {"model": "tiny"},
+    zero = {**run(None), "concurrency": 8}
+    return annotate({
+        "schema_version": 2, "profile": "quick", "parameters": {"model": "tiny", "slo_s": 0.3, "slo_statistic": "mean"},
         "systems": [
-            {"policy": "infercept", "ok": True, "error": None, "runs": [run(0.5), run(1.0)]},
+            {"policy": "infercept", "ok": True, "error": None, "runs": [run(0.5), run(1.0)], "zero_interception": zero},
             {"policy": "vllm", "ok": False, "runs": [],
              "error": "RuntimeError: engine-0 exited | policy | Input should be 'preserve'"},
         ],
-    }
+    })
 
 
 def test_table_has_a_row_per_run_and_a_clear_failure_row():
     lines = table(_results()).splitlines()
     assert lines[0].split()[:3] == ["system", "load", "done/sent"]
     assert lines[1].split()[:4] == ["infercept", "0.5/s", "2/2", "0.40"]
-    assert "0/1/0" in lines[1] and lines[1].split()[-2:] == ["90", "-"]  # mix, recomputed, no held KV
-    assert lines[3].startswith("vllm") and "FAILED: RuntimeError: engine-0 exited" in lines[3]
+    assert "0/1/0" in lines[1] and lines[1].split()[-3:] == ["90", "64.3%", "-"]  # mix, recomputed, share, held KV
+    assert lines[3].split()[:3] == ["infercept", "8", "cl"] and "no calls" in lines[3]  # the zero-interception run
+    assert lines[4].startswith("vllm") and "FAILED: RuntimeError: engine-0 exited" in lines[4]
+
+
+def test_summary_table_and_comparison():
+    results = _results()
+    (infercept, _), c = results["systems"], results["comparison"]
+    # normalized latency 0.1 mean at both rates (<= 0.3 SLO): sustained up to the highest rate measured
+    assert infercept["summary"]["sustainable_rate"]["rate"] == 1.0
+    assert infercept["summary"]["sustainable_rate"]["bound"] == "highest-measured"
+    assert c == {"system": "infercept", "baseline": "stock-vllm", "completed_per_s_ratio": None,
+                 "sustainable_rate_ratio": None, "sustainable_rate_bounds": ["highest-measured", None],
+                 "zero_interception_tokens_per_s_ratio": None}
+    lines = summary_table(results).splitlines()
+    assert lines[1].split()[:3] == ["infercept", ">=", "1.00"] and "FAILED" in lines[2]
 
 
 def test_results_file_latest_copy_and_plots(tmp_path):
@@ -42,6 +59,6 @@ def test_results_file_latest_copy_and_plots(tmp_path):
     assert json.loads(path.read_text()) == json.loads((tmp_path / "latest.json").read_text())
     written = plot(results, tmp_path, "quick-x")
     names = {p.name for p in written}
-    assert names == {"quick-x-normalized-latency.png", "quick-x-strategy-mix.png"}
-    for name in names | {"latest-normalized-latency.png", "latest-strategy-mix.png"}:
+    assert names == {"quick-x-normalized-latency.png", "quick-x-strategy-mix.png", "quick-x-waste.png"}
+    for name in names | {"latest-normalized-latency.png", "latest-strategy-mix.png", "latest-waste.png"}:
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,107 @@
+"""Stock vLLM as a benchmark system: vLLM's own OpenAI server, same vLLM version, same model,
+dtype, KV pool, max_model_len and max_num_seqs as our engine worker, eager, prefix caching on,
+started and stopped as one process group (stack.processes.Service).
+
+What differs is only what the stock server cannot do: pause a request at an API call. The tool
+loop runs in the client (bench.tool_loop), and scheduling is vLLM's default FCFS (our worker runs
+priority scheduling to keep a resumed request's original arrival).
+`--enable-prompt-tokens-details` makes usage report prefix-cache hits, so the client can count
+what each re-submission recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.request
+from pathlib import Path
+
+from engine_worker.settings import WorkerSettings, engine_dtype_for
+from stack.processes import Service, free_port, python_module
+
+STARTUP_TIMEOUT_S = 300.0
+"""The server answered /health after ~50 s on 2 busy cores."""
+_RUNNING = re.compile(r"^vllm:num_requests_(running|waiting)\{[^}]*\}\s+([0-9.eE+-]+)$", re.M)
+
+
+def server_args(model_path: Path, served_name: str, *, dtype: str, kv_cache_bytes: int, max_model_len: int,
+                max_num_seqs: int, port: int) -> list[str]:
+    """vLLM's CLI for the stock system (pure: what a test can check)."""
+    return [
+        "--model", str(model_path), "--served-model-name", served_name, "--dtype", dtype,
+        "--kv-cache-memory-bytes", str(kv_cache_bytes), "--max-model-len", str(max_model_len),
+        "--max-num-seqs", str(max_num_seqs), "--enforce-eager", "--enable-prefix-caching",
+        "--enable-prompt-tokens-details", "--host", "127.0.0.1", "--port", str(port),
+    ]
+
+
+def worker_max_num_seqs(worker_env: dict[str, str]) -> int:
+    """Our worker's max_num_seqs: its setting's default unless the run overrides it."""
+    return int(worker_env.get("AUGSERVE_MAX_NUM_SEQS", WorkerSettings.model_fields["max_num_seqs"].default))
+
+
+def _get(url: str, timeout_s: float = 2.0) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return response.read().decode() if response.status == 200 else None
+    except OSError:
+        return None
+
+
+class StockServer:
+    """One stock vLLM OpenAI server process, waited on until /health answers."""
+
+    def __init__(self, model_path: Path, state_dir: Path, *, dtype: str | None, kv_cache_bytes: int,
+                 max_model_len: int, max_num_seqs: int, progress=print):
+        self.port = free_port()
+        self.served_name = model_path.name
+        self.dtype = engine_dtype_for(dtype or "auto")  # None: the worker's default (auto)
+        args = server_args(model_path, self.served_name, dtype=self.dtype, kv_cache_bytes=kv_cache_bytes,
+                           max_model_len=max_model_len, max_num_seqs=max_num_seqs, port=self.port)
+        self.service: Service = python_module("stock-vllm", "vllm.entrypoints.openai.api_server", *args,
+                                              env={"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+        self.state_dir = state_dir
+        self._progress = progress
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> StockServer:
+        started = time.monotonic()
+        self._progress(f"  starting stock vLLM server on 127.0.0.1:{self.port} (dtype {self.dtype}) ...")
+        self.service.start(self.state_dir / "logs")
+        try:
+            self.service.wait_until(lambda: _get(f"{self.url}/health") is not None, STARTUP_TIMEOUT_S, "/health")
+        except BaseException:
+            self.stop()
+            raise
+        self._progress(f"  stock-vllm ready ({time.monotonic() - started:.1f}s, log: {self.service.log_path})")
+        return self
+
+    def version(self) -> str | None:
+        raw = _get(f"{self.url}/version")
+        return json.loads(raw).get("version") if raw else None
+
+    def dead(self) -> list[Service]:
+        return [] if self.service.alive() else [self.service]
+
+    def idle(self) -> bool:
+        """No request running or waiting in the engine (vLLM's own gauges on /metrics)."""
+        text = _get(f"{self.url}/metrics")
+        if text is None:
+            return False
+        values = [float(v) for _, v in _RUNNING.findall(text)]
+        return bool(values) and sum(values) == 0
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.idle():
+                return True
+            time.sleep(0.5)
+        return False
+
+    def stop(self) -> None:
+        self.service.stop()

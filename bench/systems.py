@@ -1,0 +1,145 @@
+"""The systems a benchmark compares, behind one small interface the runner drives:
+
+- ours, one per engine-worker policy: a fresh stack (stack.services.Stack, as `make run` starts
+  it) with AUGSERVE_POLICY, the KV pool, max_model_len and dtype set; requests go through the
+  gateway and pause inside the server. `POLICY+SCHEDULER` (e.g. `infercept+lamps`) also sets the
+  queue-order scheduler (AUGSERVE_SCHEDULER; fcfs otherwise);
+- `stock-vllm`: vLLM's own OpenAI server (bench.stock) with the same engine settings; the client
+  runs the tool loop (bench.stock_client).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+from typing import Protocol
+
+from bench import client_calls
+from bench.client import LoadClient
+from bench.config import BenchConfig, PoolSizing
+from bench.prompts import PromptBuilder
+from bench.stock import StockServer, worker_max_num_seqs
+from bench.stock_client import StockClient
+from bench.tool_loop import STOCK_SYSTEM
+from engine_worker.tokens import TokenCodec
+from stack.processes import Service, free_port
+from stack.services import Stack, StackConfig
+
+
+class System(Protocol):
+    name: str
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def dead(self) -> list[Service]: ...
+    def reported(self) -> str | None:
+        """What the running system says it is: the worker's policy; stock-vllm once vLLM's own
+        server answers /version."""
+    def details(self) -> dict[str, str | None]:
+        """Extra facts for the results (stock: the server's vLLM version)."""
+    def client(self, prompts: PromptBuilder, cfg: BenchConfig) -> LoadClient: ...
+    def wait_idle(self, timeout_s: float) -> bool:
+        """True once no request is left in flight (requests cut at a drain end may still run)."""
+
+
+def split_system(name: str) -> tuple[str, str]:
+    """`infercept+lamps` -> (policy, scheduler); a bare policy runs FCFS."""
+    policy, _, scheduler = name.partition("+")
+    return policy, scheduler or "fcfs"
+
+
+def stack_config(cfg: BenchConfig, system: str, model_path: Path, sizing: PoolSizing, state_dir: Path) -> StackConfig:
+    policy, scheduler = split_system(system)
+    return StackConfig(
+        model_path=str(model_path), state_dir=state_dir, gateway_port=free_port(), engine_metrics_port=free_port(),
+        estimator_port=free_port(), executor_metrics_port=free_port(), redis_port=free_port(),
+        time_scale=cfg.time_scale, executor_concurrency=cfg.executor_concurrency,
+        worker_env={"AUGSERVE_POLICY": policy, "AUGSERVE_SCHEDULER": scheduler,
+                    "AUGSERVE_KV_CACHE_BYTES": str(sizing.kv_cache_bytes),
+                    "AUGSERVE_MAX_MODEL_LEN": str(sizing.max_model_len),
+                    **({"AUGSERVE_DTYPE": sizing.dtype} if sizing.dtype else {}), **cfg.worker_env},
+        gateway_env={"AUGSERVE_MAX_MODEL_LEN": str(sizing.max_model_len),
+                     "AUGSERVE_DEFAULT_MAX_TOKENS": str(min(256, sizing.max_model_len // 2))},
+    )
+
+
+class OurStack:
+    def __init__(self, cfg: BenchConfig, policy: str, model_path: Path, sizing: PoolSizing, state_dir: Path, log=print):
+        self.name = policy
+        self.stack = Stack(stack_config(cfg, policy, model_path, sizing, state_dir), progress=lambda m: log(f"[{policy}]{m}"))
+
+    def start(self) -> None:
+        self.stack.start()
+
+    def stop(self) -> None:
+        self.stack.stop()
+
+    def dead(self) -> list[Service]:
+        return self.stack.dead()
+
+    def reported(self) -> str | None:
+        status = self.stack.worker_status()
+        if not status:
+            return None
+        scheduler = status.get("scheduler", "fcfs")
+        return status.get("policy") if scheduler == "fcfs" else f"{status.get('policy')}+{scheduler}"
+
+    def details(self) -> dict[str, str | None]:
+        return {}
+
+    def client(self, prompts: PromptBuilder, cfg: BenchConfig) -> LoadClient:
+        url = self.stack.cfg.gateway_url
+        with urllib.request.urlopen(f"{url}/v1/models", timeout=10) as response:
+            model = json.load(response)["data"][0]["id"]
+        return LoadClient(url, model, prompts, seed=cfg.seed, stream=cfg.stream)
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Waits until a worker heartbeat newer than the call reports no request in flight."""
+        since = time.time()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            status = self.stack.worker_status()
+            if status.get("heartbeat_at", 0) > since and status.get("inflight", 1) == 0:
+                return True
+            time.sleep(0.5)
+        return False
+
+
+class StockVllm:
+    def __init__(self, cfg: BenchConfig, model_path: Path, sizing: PoolSizing, state_dir: Path, log=print):
+        self.name = STOCK_SYSTEM
+        self.model_path = model_path
+        self.server = StockServer(model_path, state_dir, dtype=sizing.dtype, kv_cache_bytes=sizing.kv_cache_bytes,
+                                  max_model_len=sizing.max_model_len, max_num_seqs=worker_max_num_seqs(cfg.worker_env),
+                                  progress=lambda m: log(f"[{STOCK_SYSTEM}]{m}"))
+
+    def start(self) -> None:
+        self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def dead(self) -> list[Service]:
+        return self.server.dead()
+
+    def reported(self) -> str | None:
+        return STOCK_SYSTEM if self.server.version() else None
+
+    def details(self) -> dict[str, str | None]:
+        return {"vllm_version": self.server.version()}
+
+    def client(self, prompts: PromptBuilder, cfg: BenchConfig) -> LoadClient:
+        client_calls.warm()
+        return StockClient(self.server.url, self.server.served_name, prompts, TokenCodec(str(self.model_path)),
+                           seed=cfg.seed, stream=cfg.stream)
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        return self.server.wait_idle(timeout_s)
+
+
+def make_system(cfg: BenchConfig, name: str, model_path: Path, sizing: PoolSizing, state_dir: Path, log=print) -> System:
+    if name == STOCK_SYSTEM:
+        return StockVllm(cfg, model_path, sizing, state_dir, log)
+    return OurStack(cfg, name, model_path, sizing, state_dir, log)
