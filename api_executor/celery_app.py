@@ -10,6 +10,8 @@ idempotent by call_id (api_executor.delivery), so the caller still gets exactly 
 The visibility timeout is far above any task's hard limit plus the longest delivery countdown,
 so messages that are merely waiting (stand-in deliveries held with a countdown) are never handed
 out twice. Metrics: set AUGSERVE_EXECUTOR_METRICS_PORT to serve /metrics from the main process.
+Traces (AUGSERVE_OTLP_ENDPOINT): set up in each prefork pool process, where tasks run; a failure
+that only the main process reports (a hard time limit) gets no execute_tool span.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any  # noqa: E402
 from celery import Celery, signals  # noqa: E402
 
 from api_executor.settings import ExecutorSettings  # noqa: E402
+from common import tracing  # noqa: E402
 from common.names import CELERY_QUEUE  # noqa: E402
 
 settings = ExecutorSettings()
@@ -48,3 +51,17 @@ app.conf.update(
 def _serve_metrics(**_: Any) -> None:
     if settings.executor_metrics_port:
         metrics.serve(settings.executor_metrics_port)
+
+
+@signals.worker_process_init.connect
+def _trace_pool_process(**_: Any) -> None:
+    # After the fork, in the pool process: the batch exporter's thread would not survive a fork.
+    if tracing.setup("api-executor", settings.otlp_endpoint):
+        from opentelemetry.instrumentation.celery import CeleryInstrumentor
+
+        CeleryInstrumentor().instrument()
+
+
+@signals.worker_process_shutdown.connect
+def _flush_traces(**_: Any) -> None:
+    tracing.shutdown()

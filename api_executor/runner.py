@@ -21,7 +21,7 @@ from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, Worker
 from celery import Task
 from pydantic import ValidationError
 
-from api_executor import delivery, metrics, runtime
+from api_executor import delivery, metrics, runtime, spans
 from api_executor.errors import ToolError, TransientError
 from api_executor.kinds import standin
 from common.names import CELERY_QUEUE
@@ -117,6 +117,7 @@ def finish(kind: str, call: ToolCallTask, outcome: str, content: str, started_at
     duration = max(0.0, ended_at - started_at)
     runtime.duration_store().record(kind, duration)
     metrics.observe_call(kind, outcome, duration)
+    spans.record_call(kind, call, outcome, content, started_at, ended_at)
 
 
 def on_task_failure(kind: str, exc: BaseException, kwargs: dict[str, Any]) -> None:
@@ -151,8 +152,10 @@ def _parse(kind: str, kwargs: dict[str, Any]) -> ToolCallTask | None:
         if not (isinstance(call_id, str) and isinstance(reply_to, str)):
             log.error("dropping a %s call without call_id/reply_to: %s", kind, exc)
             return None
+        traceparent = kwargs.get("traceparent")
         stub = ToolCallTask(call_id=call_id, request_id=str(kwargs.get("request_id", "")), api=kind,
-                            arguments={}, reply_to=reply_to)
+                            arguments={}, reply_to=reply_to,
+                            traceparent=traceparent if isinstance(traceparent, str) else None)
         now = time.time()
         fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors()[:5])
         finish(kind, stub, "error", f"invalid call (fields: {fields})", now, now)

@@ -10,7 +10,7 @@ that deploy/prometheus/prometheus.yml sets on each engine worker target.
 
 from __future__ import annotations
 
-from dashboards.panels import RATE, Dashboard, Panel, Row, Variable, q, quantiles
+from dashboards.panels import POLICY_VARIABLE, RATE, WORKER_VARIABLE, Dashboard, Panel, Row, q, quantiles
 
 W = 'worker=~"$worker"'
 
@@ -56,5 +56,5 @@ def build() -> Dashboard:
         uid="augserve-engine", title="augserve / Engine (vLLM)",
         description="vLLM scheduler, tokens, prefix cache, preemptions and token latency per engine worker.",
         rows=(scheduler, cache, latency),
-        variables=(Variable("worker", "worker", "vllm:num_requests_running", "Engine worker id"),),
+        variables=(POLICY_VARIABLE, WORKER_VARIABLE),
     )

@@ -1,11 +1,14 @@
 """Interceptions: API calls that paused generation, what each paused request's KV cache got,
-how long the pauses took, and the estimator's predictions of them."""
+the waste and recompute that caused per policy, how long the pauses took, and the estimator's
+predictions of them."""
 
 from __future__ import annotations
 
-from dashboards.panels import RATE, Dashboard, Panel, Row, Variable, q, quantiles
+from dashboards.panels import (BY_POLICY, POLICY_VARIABLE, RATE, WORKER_VARIABLE, Dashboard, Panel, Row, Variable, q,
+                               quantiles)
 
 SEL = 'worker=~"$worker", strategy=~"$strategy"'
+W = 'worker=~"$worker"'
 
 
 def build() -> Dashboard:
@@ -26,6 +29,37 @@ def build() -> Dashboard:
               (q(f"sum by (api, outcome) (rate(augserve_engine_interceptions_total{{{SEL}}}[{RATE}]))",
                  "{{api}} {{outcome}}"),),
               unit="ops"),
+    ))
+    waste = Row("Waste and recompute by policy", (
+        Panel("KV memory held by paused requests", "KV bytes held by requests paused at an API call, averaged over "
+              "the rate window (byte-seconds of waste per second, augserve_engine_paused_kv_byte_seconds_total), by "
+              "policy and strategy: the memory the intercept policy leaves idle.",
+              (q(f"sum by (policy, strategy) (rate(augserve_engine_paused_kv_byte_seconds_total{{{SEL}}}[{RATE}]) "
+                 f"* {BY_POLICY})", "{{policy}} {{strategy}}"),),
+              unit="bytes", stack=True),
+        Panel("Waste per finished request", "KV byte-seconds held while paused, per request finished in the same "
+              "window, by policy: lower is better at the same load.",
+              (q(f"sum by (policy) (rate(augserve_engine_paused_kv_byte_seconds_total{{{SEL}}}[{RATE}]) * {BY_POLICY}) "
+                 f"/ sum by (policy) (rate(augserve_engine_requests_total{{{W}}}[{RATE}]) * {BY_POLICY})",
+                 "{{policy}}"),),
+              unit="suffix:B·s"),
+        Panel("Total waste", "KV byte-seconds held by paused requests since each worker started, by policy "
+              "(the counter itself: it restarts at 0 with its worker).",
+              (q(f"sum by (policy) (augserve_engine_paused_kv_byte_seconds_total{{{SEL}}} * {BY_POLICY})", "{{policy}}"),),
+              unit="suffix:B·s"),
+        Panel("Recomputed tokens", "Context tokens prefilled again per second when discarded requests resumed "
+              "(augserve_engine_recomputed_tokens_total, prefix-cache hits excluded), by policy: the compute "
+              "that discarding costs.",
+              (q(f"sum by (policy) (rate(augserve_engine_recomputed_tokens_total{{{W}}}[{RATE}]) * {BY_POLICY})",
+                 "{{policy}}"),),
+              unit="suffix:tok/s"),
+        Panel("Strategy mix", "Share of each policy's interceptions by the KV strategy they got (preserve, discard, "
+              "swap), over the rate window.",
+              (q(f"sum by (policy, strategy) (rate(augserve_engine_interceptions_total{{{SEL}}}[{RATE}]) * {BY_POLICY}) "
+                 f"/ on (policy) group_left sum by (policy) "
+                 f"(rate(augserve_engine_interceptions_total{{{W}}}[{RATE}]) * {BY_POLICY})",
+                 "{{policy}} {{strategy}}"),),
+              unit="percentunit"),
     ))
     durations = Row("Pause durations", (
         Panel("Interception duration p90 by API", "90th percentile of the time a request spent paused at an API "
@@ -51,9 +85,9 @@ def build() -> Dashboard:
     return Dashboard(
         uid="augserve-interceptions", title="augserve / Interceptions and waste",
         description="API calls that paused generation, the KV strategy of each, pause durations, estimates.",
-        rows=(calls, durations),
+        rows=(calls, waste, durations),
         variables=(
-            Variable("worker", "worker", "augserve_engine_interceptions_total", "Engine worker id"),
+            POLICY_VARIABLE, WORKER_VARIABLE,
             Variable("strategy", "strategy", "augserve_engine_interceptions_total",
                      "KV strategy of a paused request (the intercept policy's choice)"),
         ),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dashboards.panels import RATE, Dashboard, Panel, Row, Variable, q, quantiles
+from dashboards.panels import POLICY_VARIABLE, RATE, WORKER_VARIABLE, Dashboard, Panel, Row, q, quantiles
 
 GENERATION = 'route=~"/v1/(chat/)?completions"'
 WORKER = 'worker=~"$worker"'
@@ -56,5 +56,5 @@ def build() -> Dashboard:
         uid="augserve-overview", title="augserve / Overview",
         description="Request rate, errors, latency and KV usage of the whole stack.",
         rows=(traffic, latency, workers),
-        variables=(Variable("worker", "worker", "augserve_engine_inflight_requests", "Engine worker id"),),
+        variables=(POLICY_VARIABLE, WORKER_VARIABLE),
     )

@@ -67,6 +67,16 @@ class Dashboard:
         return [p for row in self.rows for p in row.panels]
 
 
+POLICY_VARIABLE = Variable("policy", "policy", "augserve_engine_info",
+                  "Intercept policy of the engine workers (AUGSERVE_POLICY): narrows the worker list")
+WORKER_VARIABLE = Variable("worker", "worker", 'augserve_engine_info{policy=~"$policy"}', "Engine worker id")
+"""Engine dashboards' variables, in this order: workers of the chosen policies (a chained variable)."""
+
+BY_POLICY = 'on (worker) group_left (policy) augserve_engine_info{policy=~"$policy"}'
+"""`<engine series> * BY_POLICY` adds each worker's policy label, and keeps the chosen policies
+only, at each point in time (a worker id restarted with another policy splits correctly)."""
+
+
 def q(expr: str, legend: str = "") -> Query:
     return Query(" ".join(expr.split()), legend)
 

@@ -4,12 +4,15 @@ import asyncio
 import logging
 import signal
 
+from common import tracing
 from engine_worker.main import EngineWorker
 from engine_worker.settings import WorkerSettings
 
 
 async def _main() -> None:
-    worker_task = asyncio.create_task(EngineWorker(WorkerSettings()).run())
+    settings = WorkerSettings()
+    tracing.setup("engine-worker", settings.otlp_endpoint)
+    worker_task = asyncio.create_task(EngineWorker(settings).run())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker_task.cancel)

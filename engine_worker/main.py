@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from common.names import WORKERS_HASH
 from common.schemas import ErrorEvent, FinalEvent, InterceptionEvent
-from engine_worker import metrics
+from engine_worker import metrics, spans
 from engine_worker.engine import build_engine
 from engine_worker.intake import OutputPublisher, RequestStream, parse_request
 from engine_worker import engine_stats
@@ -48,6 +48,8 @@ class EngineWorker:
         await self._stream.ensure_group()
         self._profile = await load_or_profile(self._engine, s.model_path, s.engine_dtype)
         log.info("cost model:\n%s", describe(self._profile))
+        spans.configure(s.worker_id, f"{s.policy}+{s.scheduler}" if s.scheduler != "fcfs" else s.policy,
+                        self._profile.cost_model.kv_bytes_per_token)
         history = EstimatorClient.from_url(s.redis_url, time_scale=s.time_scale)
         self._controller = InterceptController(
             s.policy, self._profile.cost_model, s.duration_estimate,
@@ -58,6 +60,7 @@ class EngineWorker:
         self._swap = SwapChannel(self._redis, s.worker_id)
         self._lengths = OutputLengthHistory()
         metrics.serve(s.metrics_port, s.metrics_host)
+        metrics.worker_info.labels(s.worker_id, s.policy, s.scheduler, s.model_id).set(1)
         await self._heartbeat_once()
         log.info("engine worker %s ready: model %s, policy %s", s.worker_id, s.model_id, s.policy)
         background = [asyncio.create_task(self._tools.read_results()), asyncio.create_task(self._heartbeat()),
@@ -105,6 +108,7 @@ class EngineWorker:
             await self._stream.ack(entry_id)
             return
         rid = request.request_id
+        traced = spans.RequestTrace.begin(request)
         try:
             if reclaimed and await self._stream.has_output(rid):
                 await self._out.emit(rid, ErrorEvent(status=503, code="worker_lost",
@@ -116,11 +120,14 @@ class EngineWorker:
                                      lengths=self._lengths)
             self._sessions[rid] = session
             final = await session.run()
+            traced.finish(final)
             await self._emit(rid, final)
         except Exception as exc:
             log.exception("request %s failed", rid)
+            traced.fail(exc)
             await self._out.emit(rid, ErrorEvent(status=500, code="engine_error", message=f"engine error: {exc}"))
         finally:
+            traced.end()
             self._sessions.pop(rid, None)
             await self._stream.ack(entry_id)
 

@@ -7,6 +7,12 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 PREFIX = "augserve_engine_"
 
+worker_info = Gauge(
+    f"{PREFIX}info", "1 per engine worker, naming its intercept policy, queue-order scheduler and model: join on "
+    "`worker` to group any augserve_engine_* or vllm:* series by policy", ["worker", "policy", "scheduler", "model"],
+)
+"""An info metric rather than a `policy` label on every family: one series per worker, and a
+restarted worker with another policy under the same id still splits cleanly in time."""
 inflight_requests = Gauge(f"{PREFIX}inflight_requests", "Requests held by this worker", ["worker"])
 paused_requests = Gauge(f"{PREFIX}paused_requests", "Requests paused at an API call", ["worker", "strategy"])
 interceptions_total = Counter(

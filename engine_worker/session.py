@@ -27,6 +27,7 @@ from engine_worker.kv_swap.channel import SwapChannel
 from engine_worker.engine_params import REQUEST_INFO, SWAP_ID, SWAP_KEY
 from engine_worker.policies.output_length import OutputLengthHistory
 from engine_worker.segments import CallApi, Finish, chat_outcome, plan_outcome
+from engine_worker.spans import SessionSpans
 from engine_worker.tokens import TokenCodec
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class RequestSession:
         self._swap_key: str | None = None
         """The vLLM id whose swapped-out KV the next submission loads."""
         self._forced_prefix = self._find_forced_prefix()
+        self._spans = SessionSpans()
 
     # -- sizes --------------------------------------------------------------------------
     def context_len(self) -> int:
@@ -180,6 +182,7 @@ class RequestSession:
             self._inputs = asyncio.Queue()
             resubmitted_at = time.perf_counter()
             vllm_id = self._vllm_id()
+            self._spans.segment_started(segment_index, len(chunk_tokens))
             self._stream = self._engine.generate(
                 self._chunks(self._chunk(chunk_tokens, params)), params, request_id=vllm_id,
                 priority=self._priority())
@@ -197,6 +200,7 @@ class RequestSession:
                     continue
                 self._progress.generated.extend(seg_tokens)
                 self._context.extend(seg_tokens)
+                self._spans.segment_ended(len(seg_tokens), completion.finish_reason)
                 outcome = self._outcome(segment_index, seg_text, completion.finish_reason)
                 if isinstance(outcome, CallApi):
                     continuation = await self._intercept(outcome, seg_tokens[-1])
@@ -208,6 +212,7 @@ class RequestSession:
                             chunk_tokens = list(self._context)
                             break
                         await self._inputs.put(self._chunk(continuation, self._params(segment_index, self.context_len())))
+                        self._spans.segment_started(segment_index, len(continuation))
                         continue
                     outcome = Finish("length")
                 self._progress.visible.append(self._segment_visible(segment_index, seg_text))
@@ -222,6 +227,7 @@ class RequestSession:
                 self._released = None
                 self._attempt += 1
                 self._requeued_at = None
+        self._spans.close()
         return final
 
     def _arrival(self) -> float:
@@ -251,7 +257,8 @@ class RequestSession:
         else:
             self._swap_key = None
         self._released = strategy
-        await self._stream.aclose()
+        with self._spans.kv_release(strategy, self.context_len()):
+            await self._stream.aclose()
 
     async def _note_resume(self, prompt_tokens: int, cached_tokens: int, seconds: float) -> None:
         """What the resume after a discard or swap cost: tokens recomputed (prefix-cache and
@@ -261,7 +268,9 @@ class RequestSession:
         if self._swap_key is not None and self._swap is not None:
             times = await self._swap.times(self._swap_key)
             update |= {"swap_out_s": times.out_s, "swap_in_s": times.in_s}
+            self._spans.swapped(times.out_s, times.in_s, last.swapped_bytes)
             self._swap_key = None
+        self._spans.recomputed(prompt_tokens, cached_tokens, seconds)
         self._progress.interceptions[-1] = last.model_copy(update=update)
 
     def _outcome(self, segment_index: int, seg_text: str, engine_finish: str) -> CallApi | Finish:
@@ -299,6 +308,7 @@ class RequestSession:
         context_len = self.context_len()
         self._record_segment_length(call.api)
         started = time.time()
+        self._spans.interception_started(call.api)
         result, pause = await self._pause(
             request=self.request, call=call, context_tokens=context_len, release_kv=self._release_kv)
         if self.request.plan is not None:
@@ -317,6 +327,7 @@ class RequestSession:
             swapped_bytes=pause.swapped_bytes if self._released == "swap" else 0,
         )
         self._progress.interceptions.append(record)
+        self._spans.interception_ended(record)
         await self._emit(InterceptionEvent(record=record))
         # Room for the appended tokens and at least one generated token.
         if context_len + len(appended) + 1 > self._max_model_len or self._budget_left() <= 0:

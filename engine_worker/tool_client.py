@@ -16,6 +16,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from celery import Celery
 
+from common import tracing
 from common.names import CELERY_QUEUE, task_name, tool_result_stream
 from common.schemas import ToolCallTask, ToolResult
 
@@ -47,6 +48,12 @@ class ToolClient:
     ) -> ToolResult:
         call_id = f"call_{uuid.uuid4().hex[:24]}"
         started_at = time.time()
+        # The caller's span (the interception) is the parent of the executor's: in the task's
+        # kwargs for its execute_tool span, in the message headers for Celery's own spans. Headers
+        # are written here rather than by CeleryInstrumentor, whose publish span never ends for a
+        # task sent by name that this process does not register (its after_task_publish handler
+        # looks the task up and gives up).
+        traceparent = tracing.current_traceparent() or traceparent
         task = ToolCallTask(
             call_id=call_id, request_id=request_id, api=api, arguments=arguments,
             duration_s=duration_s, return_tokens=return_tokens, reply_to=self._reply_to,
@@ -57,7 +64,7 @@ class ToolClient:
         try:
             await asyncio.to_thread(
                 self._celery.send_task, task_name(api), kwargs=task.model_dump(mode="json"),
-                queue=CELERY_QUEUE,
+                queue=CELERY_QUEUE, headers=tracing.inject_headers({}),
             )
             return await asyncio.wait_for(future, self._timeout_s)
         except asyncio.TimeoutError:

@@ -8,6 +8,7 @@ import sys
 import uvicorn
 from pydantic import ValidationError
 
+from common import tracing
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 
@@ -19,6 +20,7 @@ def main() -> int:
         print(f"gateway: bad configuration:\n{exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tracing.setup("gateway", settings.otlp_endpoint)
     # One process: the Prometheus metrics live in this process's memory.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
     return 0

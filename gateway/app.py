@@ -46,4 +46,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(v1, prefix="/v1", dependencies=[Depends(require_api_key)])
     app.include_router(health.router)
     app.include_router(metrics.router)
+    if settings.otlp_endpoint:
+        _trace(app)
     return app
+
+
+def _trace(app: FastAPI) -> None:
+    """A server span per API request (the root of the request's trace, or a child of the client's
+    traceparent). Not for /health and /metrics (probes and scrapes), and no span per ASGI
+    send/receive: a stream would get one per chunk."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="/health$,/metrics$", exclude_spans=["receive", "send"])

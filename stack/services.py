@@ -34,6 +34,9 @@ class StackConfig:
     worker_env: dict[str, str] = field(default_factory=dict)
     """Extra AUGSERVE_* settings of the engine worker (KV pool size, policy, ...)."""
     gateway_env: dict[str, str] = field(default_factory=dict)
+    otlp_endpoint: str | None = None
+    """OTLP/HTTP collector every service sends its spans to (AUGSERVE_OTLP_ENDPOINT); None: the
+    environment's, if any (children inherit it)."""
 
     @property
     def redis_url(self) -> str:
@@ -44,10 +47,13 @@ class StackConfig:
         return f"http://127.0.0.1:{self.gateway_port}"
 
     def common_env(self) -> dict[str, str]:
-        return {
+        env = {
             "AUGSERVE_REDIS_URL": self.redis_url, "AUGSERVE_TIME_SCALE": str(self.time_scale),
             "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
         }
+        if self.otlp_endpoint:
+            env["AUGSERVE_OTLP_ENDPOINT"] = self.otlp_endpoint
+        return env
 
 
 def _http_ok(url: str) -> bool:

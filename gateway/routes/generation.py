@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from fastapi.responses import JSONResponse, StreamingResponse
+from opentelemetry import trace
 
+from common import tracing
 from gateway.deps import Ticket
 from gateway.engine import EngineClient
 from gateway.engine_request import admitted_max_tokens, build_engine_request
@@ -20,9 +22,16 @@ async def generate(*, ticket: Ticket, body: GenerationFields, prompt: Prompt, pr
                    traceparent: str | None) -> JSONResponse | StreamingResponse:
     max_tokens = admitted_max_tokens(body, len(prompt.token_ids), max_model_len=settings.max_model_len,
                                      default_max_tokens=settings.default_max_tokens, prompt_param=prompt_param)
+    trace.get_current_span().set_attributes({
+        "gen_ai.operation.name": "chat" if fmt.object.startswith("chat") else "text_completion",
+        "gen_ai.request.model": body.model, "gen_ai.request.max_tokens": max_tokens,
+        "gen_ai.request.stream": bool(body.stream), "augserve.request_id": ticket.request_id,
+        "augserve.prompt_tokens": len(prompt.token_ids)})
+    # The engine's spans are children of this request's span (FastAPI's, when traces are on);
+    # with traces off the client's own traceparent, if any, is passed on unchanged.
     request = build_engine_request(request_id=ticket.request_id, body=body, prompt=prompt, max_tokens=max_tokens,
                                    eos_token_ids=renderer.eos_token_ids, program_id=program_id,
-                                   traceparent=traceparent)
+                                   traceparent=tracing.current_traceparent() or traceparent)
     await engine.submit(request)
     return await respond(
         engine.events(ticket.request_id, settings.request_timeout_s), fmt,

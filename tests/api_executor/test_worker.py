@@ -22,6 +22,7 @@ from celery import Celery
 from common.names import CELERY_QUEUE, duration_history, task_name
 from common.schemas import ToolCallTask, ToolResult
 from stack.processes import Service, free_port, python_module
+from tests.otlp_receiver import OtlpReceiver
 
 SOFT_LIMIT_S = 1.0
 TIME_SCALE = 0.05
@@ -31,7 +32,8 @@ MAX_RETRIES = 2
 class Executor:
     """The worker under test and a client for it."""
 
-    def __init__(self, url: str, service: Service, metrics_port: int) -> None:
+    def __init__(self, url: str, service: Service, metrics_port: int, otlp: OtlpReceiver) -> None:
+        self.otlp = otlp
         self.redis = redis.Redis.from_url(url, decode_responses=True)
         self.celery = Celery("test-client", broker=url, set_as_current=False)
         self.celery.conf.update(task_serializer="json", accept_content=["json"],
@@ -45,8 +47,8 @@ class Executor:
         self.send_kwargs(api, call.model_dump(mode="json"))
         return call
 
-    def send_kwargs(self, api: str, kwargs: dict[str, Any]) -> None:
-        self.celery.send_task(task_name(api), kwargs=kwargs, queue=CELERY_QUEUE)
+    def send_kwargs(self, api: str, kwargs: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        self.celery.send_task(task_name(api), kwargs=kwargs, queue=CELERY_QUEUE, headers=headers)
 
     def results(self, stream: str, n: int, timeout_s: float = 15.0) -> list[ToolResult]:
         """The first n results on `stream`, waiting with XREAD BLOCK up to a deadline."""
@@ -84,6 +86,7 @@ def executor(redis_server: str, local_http, tmp_path_factory) -> Iterator[Execut
     url = redis_server.rsplit("/", 1)[0] + "/3"
     redis.Redis.from_url(url).flushdb()
     metrics_port = free_port()
+    otlp = OtlpReceiver().start()
     apis = {
         "echo": {"url": f"{local_http.base}/echo"},
         "slow": {"url": f"{local_http.base}/slow", "timeout_s": 30},
@@ -94,13 +97,15 @@ def executor(redis_server: str, local_http, tmp_path_factory) -> Iterator[Execut
         "AUGSERVE_EXECUTOR_SOFT_TIME_LIMIT_S": str(SOFT_LIMIT_S), "AUGSERVE_EXECUTOR_TIME_LIMIT_S": "5",
         "AUGSERVE_EXECUTOR_HTTP_MAX_RETRIES": str(MAX_RETRIES), "AUGSERVE_EXECUTOR_HTTP_RETRY_BACKOFF_S": "0.05",
         "AUGSERVE_EXECUTOR_METRICS_PORT": str(metrics_port), "AUGSERVE_HTTP_APIS": json.dumps(apis),
+        # Traces to the in-test receiver, exported every 100 ms (the SDK's own setting) not every 5 s.
+        "AUGSERVE_OTLP_ENDPOINT": otlp.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100",
     }
     service = python_module(
         "executor", "celery", "-A", "api_executor.celery_app", "worker", "-Q", CELERY_QUEUE,
         "--pool", "prefork", "--concurrency", "1", "--loglevel", "INFO", "-n", f"test-{uuid.uuid4().hex[:6]}@%h",
         "--without-gossip", "--without-mingle", "--without-heartbeat", env=env,
     ).start(Path(tmp_path_factory.mktemp("executor-logs")))
-    ex = Executor(url, service, metrics_port)
+    ex = Executor(url, service, metrics_port, otlp)
     try:
         ex.send("calculator", {"expression": "1+1"}, reply_to="warmup")
         ex.result("warmup", timeout_s=60)
@@ -108,6 +113,7 @@ def executor(redis_server: str, local_http, tmp_path_factory) -> Iterator[Execut
     finally:
         service.stop()
         ex.redis.close()
+        otlp.stop()
 
 
 @pytest.fixture
@@ -172,7 +178,9 @@ def test_soft_time_limit_gives_timeout_result(executor: Executor, local_http, st
     executor.send("http", {"endpoint": "slow"}, reply_to=stream)
     result = executor.result(stream)
     assert (result.ok, result.content) == (False, f"error: timed out after {SOFT_LIMIT_S:g}s")
-    assert SOFT_LIMIT_S <= result.ended_at - result.started_at < 5
+    # The limit's timer starts when the pool process takes the job, a few ms before the task body
+    # records started_at (task_prerun handlers run in between: Celery's tracing spans among them).
+    assert SOFT_LIMIT_S - 0.05 <= result.ended_at - result.started_at < 5
 
 
 def test_standin_waits_and_returns_exact_words(executor: Executor, stream: str) -> None:
@@ -239,3 +247,51 @@ def test_unexpected_exception_becomes_error_result(executor: Executor, stream: s
     executor.send("ve", {"episode": "broken", "action": "look"}, reply_to=stream)
     result = executor.result(stream)
     assert (result.ok, result.content) == (False, "error: internal error (JSONDecodeError)")
+
+
+def _traceparent() -> tuple[str, str, str]:
+    trace_id, span_id = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    return f"00-{trace_id}-{span_id}-01", trace_id, span_id
+
+
+def test_tool_span_is_a_child_of_the_callers_span(executor: Executor, stream: str) -> None:
+    traceparent, trace_id, caller = _traceparent()
+    call = executor.send("calculator", {"expression": "6*7"}, reply_to=stream, traceparent=traceparent)
+    assert executor.result(stream).ok
+    spans = executor.otlp.wait_for(lambda got: any(s.name == "execute_tool calculator" for s in got), 15,
+                                   "execute_tool span", trace_id=trace_id)
+    tool = next(s for s in spans if s.name == "execute_tool calculator")
+    assert tool.service == "api-executor" and tool.parent_id == caller
+    assert tool.attributes == {
+        "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "calculator", "gen_ai.tool.call.id": call.call_id,
+        "gen_ai.tool.type": "extension", "augserve.api": "calculator", "augserve.request_id": "req-1",
+        "augserve.outcome": "ok", "augserve.duration_s": tool.attributes["augserve.duration_s"],
+    }
+    assert tool.status == 0 and tool.end_ns >= tool.start_ns
+
+
+def test_tool_span_covers_every_retry_and_reports_the_error(executor: Executor, stream: str) -> None:
+    traceparent, trace_id, caller = _traceparent()
+    executor.send("http", {"endpoint": "down"}, reply_to=stream, traceparent=traceparent)
+    result = executor.result(stream)
+    spans = executor.otlp.wait_for(lambda got: any(s.name == "execute_tool down" for s in got), 15,
+                                   "execute_tool span", trace_id=trace_id)
+    tools = [s for s in spans if s.name.startswith("execute_tool")]
+    assert len(tools) == 1, "one span per call, not per attempt"
+    tool = tools[0]
+    assert tool.parent_id == caller and tool.status == 2  # ERROR
+    assert tool.attributes["gen_ai.tool.name"] == "down" and tool.attributes["augserve.api"] == "http"
+    assert tool.attributes["error.type"] == tool.attributes["augserve.outcome"] == "error"
+    assert abs((tool.end_ns - tool.start_ns) / 1e9 - (result.ended_at - result.started_at)) < 0.001
+
+
+def test_celery_task_span_continues_the_trace_of_the_message_headers(executor: Executor, stream: str) -> None:
+    traceparent, trace_id, caller = _traceparent()
+    call = ToolCallTask(call_id=f"call-{uuid.uuid4().hex[:12]}", request_id="req-1", api="calculator",
+                        arguments={"expression": "2+2"}, reply_to=stream)
+    executor.send_kwargs("calculator", call.model_dump(mode="json"), headers={"traceparent": traceparent})
+    assert executor.result(stream).ok
+    spans = executor.otlp.wait_for(lambda got: any(s.name == "run/api.calculator" for s in got), 15,
+                                   "Celery run span", trace_id=trace_id)
+    run = next(s for s in spans if s.name == "run/api.calculator")
+    assert run.service == "api-executor" and run.parent_id == caller

@@ -176,17 +176,32 @@ def _variable_values(prometheus: Prometheus, definition: str) -> list[str]:
     return prometheus.api(f"label/{label}/values", **{"match[]": metric})["data"]
 
 
+def _all_values(prometheus: Prometheus, stem: str) -> dict[str, list[str]]:
+    """Every variable of a dashboard on all of its values, in order: a variable's query may use the
+    ones before it (Grafana's chained variables, e.g. the workers of the chosen policies)."""
+    values: dict[str, list[str]] = {}
+    for variable in rendered()[stem]["templating"]["list"]:
+        definition = variable["definition"]
+        for name, chosen in values.items():
+            definition = definition.replace(f"${name}", _alternation(chosen))
+        values[variable["name"]] = _variable_values(prometheus, definition)
+    return values
+
+
 def _grafana_regex_escape(value: str) -> str:
     """How Grafana's Prometheus datasource writes a multi-value variable's value into a regex
     matcher: regex metacharacters escaped with a backslash that is itself escaped in the string."""
     return re.sub(r"([\\^$.|?*+()\[\]{}])", r"\\\\\1", value)
 
 
+def _alternation(values: list[str]) -> str:
+    return "(" + "|".join(_grafana_regex_escape(v) for v in values) + ")"
+
+
 def _substituted(prometheus: Prometheus, stem: str, expr: str) -> str:
     """The query as Grafana sends it with every variable on all of its current values."""
-    for variable in rendered()[stem]["templating"]["list"]:
-        values = _variable_values(prometheus, variable["definition"])
-        expr = expr.replace(f"${variable['name']}", "(" + "|".join(_grafana_regex_escape(v) for v in values) + ")")
+    for name, values in _all_values(prometheus, stem).items():
+        expr = expr.replace(f"${name}", _alternation(values))
     return expr.replace("$__rate_interval", RATE_INTERVAL)
 
 
@@ -211,10 +226,12 @@ def test_load_was_scraped_from_every_service(loaded):
 
 @pytest.mark.parametrize(("stem", "name", "definition"), VARIABLES, ids=[f"{s}-{n}" for s, n, _ in VARIABLES])
 def test_template_variable_has_values(loaded, stem, name, definition):
-    values = _variable_values(loaded.prometheus, definition)
+    values = _all_values(loaded.prometheus, stem)[name]
     assert values, f"{stem}: variable {name} ({definition}) has no values"
     if name == "worker":
         assert values == [WORKER_ID]
+    if name == "policy":
+        assert values == ["infercept"], "the stack's engine worker runs the default policy"
 
 
 @pytest.mark.parametrize(("stem", "title", "expr"), QUERIES)

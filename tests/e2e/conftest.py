@@ -1,5 +1,6 @@
 """The whole stack as real processes: Redis, Celery executor, estimator, vLLM engine worker on
-the default model (SmolLM2-135M-Instruct), gateway over HTTP. Started once per test session."""
+the default model (SmolLM2-135M-Instruct), gateway over HTTP. Started once per test session, with
+traces on: every service exports its spans over OTLP/HTTP to an in-test receiver."""
 
 from __future__ import annotations
 
@@ -10,18 +11,28 @@ import pytest
 from stack.models import build_default
 from stack.processes import free_port
 from stack.services import Stack, StackConfig
+from tests.otlp_receiver import OtlpReceiver
 
 TIME_SCALE = 0.02
 """Stand-in APIs (chatbot, image, tts) wait 2% of their trace durations in these tests."""
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory) -> Iterator[Stack]:
+def otlp() -> Iterator[OtlpReceiver]:
+    receiver = OtlpReceiver().start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, otlp) -> Iterator[Stack]:
     cfg = StackConfig(
         model_path=str(build_default()), state_dir=tmp_path_factory.mktemp("stack"),
         gateway_port=free_port(), engine_metrics_port=free_port(), estimator_port=free_port(),
         executor_metrics_port=free_port(), redis_port=free_port(), time_scale=TIME_SCALE,
-        executor_concurrency=2, worker_env={"AUGSERVE_API_CALL_TIMEOUT_S": "30"},
+        executor_concurrency=2, worker_env={"AUGSERVE_API_CALL_TIMEOUT_S": "30"}, otlp_endpoint=otlp.endpoint,
     )
     running = Stack(cfg).start()
     try:

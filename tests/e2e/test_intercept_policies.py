@@ -2,7 +2,8 @@
 
 Stacks on the tiny random-weight model (same architecture and tokenizer as the default) with a
 small KV pool, one per policy. The pool is read from vLLM's own `vllm:kv_cache_usage_perc`
-gauge on the engine worker's metrics port while a scripted request is paused at a call.
+gauge on the engine worker's metrics port while a scripted request is paused at a call. The
+stacks export their spans to the session's OTLP receiver: a discard shows in the request's trace.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import time
 import httpx
 import pytest
 
+from engine_worker.cost_profile import kv_bytes_per_token
 from stack.models import build_tiny
 from stack.processes import free_port
 from stack.services import Stack, StackConfig
+from tests.otlp_receiver import OtlpReceiver
 
 MODEL = "SmolLM2-135M-Instruct"
 POOL_BYTES = 16 << 20
@@ -28,7 +31,7 @@ PAUSING_PLAN = {"segments": [
 ]}
 
 
-def _start(policy: str, tmp_path_factory) -> Stack:
+def _start(policy: str, tmp_path_factory, otlp_endpoint: str) -> Stack:
     cfg = StackConfig(
         model_path=str(build_tiny()), state_dir=tmp_path_factory.mktemp(f"stack-{policy}"),
         gateway_port=free_port(), engine_metrics_port=free_port(), estimator_port=free_port(),
@@ -37,6 +40,7 @@ def _start(policy: str, tmp_path_factory) -> Stack:
                     # One running slot: the probe can run during the call only if the paused request
                     # gave its slot back with its KV (a preserved session keeps both).
                     "AUGSERVE_MAX_NUM_SEQS": "2" if policy == "preserve" else "1"},
+        otlp_endpoint=otlp_endpoint,
     )
     return Stack(cfg).start()
 
@@ -74,10 +78,10 @@ async def _pool_usage_while_paused(stack: Stack) -> tuple[float, dict, float]:
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory) -> dict[str, tuple[float, dict, float]]:
+def results(tmp_path_factory, otlp) -> dict[str, tuple[float, dict, float]]:
     out = {}
     for policy in ("preserve", "improved-discard", "vllm", "swap"):
-        stack = _start(policy, tmp_path_factory)
+        stack = _start(policy, tmp_path_factory, otlp.endpoint)
         try:
             out[policy] = asyncio.run(_pool_usage_while_paused(stack))
         finally:
@@ -137,3 +141,50 @@ def test_every_policy_yields_the_same_greedy_tokens(results):
     assert tokens["improved-discard"] == tokens["preserve"]
     assert tokens["vllm"] == tokens["preserve"]
     assert tokens["swap"] == tokens["preserve"]
+
+
+def test_discard_and_recompute_are_spans_of_the_interception(results, otlp: OtlpReceiver):
+    _usage, body, _ = results["improved-discard"]
+    discarded = {r["call_id"]: r for r in body["interceptions"] if r["strategy"] == "discard"}
+    assert discarded
+    ours = otlp.wait_for(lambda got: any(s.attributes.get("augserve.request_id") == body["id"] for s in got), 60,
+                         "span of the discarded request")
+    trace_id = next(s.trace_id for s in ours if s.attributes.get("augserve.request_id") == body["id"])
+    spans = otlp.wait_for(lambda got: sum(s.name == "kv recompute" for s in got) == len(discarded)
+                          and sum(s.name.startswith("interception ") for s in got) == len(body["interceptions"]),
+                          60, "recompute spans", trace_id=trace_id)
+    interceptions = {s.span_id: s for s in spans if s.name.startswith("interception ")}
+    for span in (s for s in spans if s.name in ("kv discard", "kv recompute")):
+        parent = interceptions[span.parent_id].attributes
+        record = discarded[parent["gen_ai.tool.call.id"]]
+        assert parent["augserve.strategy"] == "discard"
+        assert parent["augserve.recomputed_tokens"] == record["recomputed_tokens"]
+        if span.name == "kv discard":
+            assert span.attributes["augserve.kv.tokens"] == record["context_tokens"]
+            # The engine's dtype is bfloat16 where the CPU has it natively, else float32.
+            per_token = {kv_bytes_per_token(str(build_tiny()), dtype) for dtype in ("bfloat16", "float32")}
+            assert span.attributes["augserve.kv.bytes"] in {record["context_tokens"] * m for m in per_token}
+        else:
+            assert span.attributes["augserve.recomputed_tokens"] == record["recomputed_tokens"] > 0
+            assert abs((span.end_ns - span.start_ns) / 1e9 - record["recompute_s"]) < 0.01
+
+
+def test_swap_out_and_in_are_spans_of_the_interception(results, otlp: OtlpReceiver):
+    _usage, body, _ = results["swap"]
+    swapped = {r["call_id"]: r for r in body["interceptions"] if r["strategy"] == "swap"}
+    assert swapped
+    ours = otlp.wait_for(lambda got: any(s.attributes.get("augserve.request_id") == body["id"] for s in got), 60,
+                         "span of the swapped request")
+    trace_id = next(s.trace_id for s in ours if s.attributes.get("augserve.request_id") == body["id"])
+    spans = otlp.wait_for(lambda got: sum(s.name == "kv swap-in" for s in got) == len(swapped), 60,
+                          "swap spans", trace_id=trace_id)
+    interceptions = {s.span_id: s for s in spans if s.name.startswith("interception ")}
+    for span in (s for s in spans if s.name in ("kv swap", "kv swap-out", "kv swap-in")):
+        parent = interceptions[span.parent_id].attributes
+        record = swapped[parent["gen_ai.tool.call.id"]]
+        assert parent["augserve.strategy"] == "swap"
+        if span.name == "kv swap-out":
+            assert span.attributes["augserve.swap_s"] == record["swap_out_s"] > 0
+        if span.name == "kv swap-in":
+            assert span.attributes["augserve.swap_s"] == record["swap_in_s"] > 0
+            assert span.attributes["augserve.kv.bytes"] == record["swapped_bytes"] > 0
