@@ -39,7 +39,7 @@ TEMPLATE_MARGIN = 64
 """Tokens of max_model_len beyond the context cap, in case the client's count is off."""
 
 
-RATES = (0.2, 0.35, 0.5)
+RATES = (0.3, 0.6, 1.0)
 """The full profile's sweep (req/s)."""
 SLO_S = 0.3
 """Normalized latency SLO (s/token). See bench/README.md for the measurements behind it."""

@@ -53,6 +53,16 @@ def build() -> Dashboard:
               (q(f"sum by (policy) (rate(augserve_engine_recomputed_tokens_total{{{W}}}[{RATE}]) * {BY_POLICY})",
                  "{{policy}}"),),
               unit="suffix:tok/s"),
+        Panel("Swap traffic", "KV bytes per second copied out to the host buffer and back in by swapped "
+              "requests (augserve_engine_swapped_bytes_total), by policy and direction.",
+              (q(f"sum by (policy, direction) (rate(augserve_engine_swapped_bytes_total{{{W}}}[{RATE}]) * {BY_POLICY})",
+                 "{{policy}} {{direction}}"),),
+              unit="Bps"),
+        Panel("Swap copy time", "Share of wall time the KV connector spent copying swapped KV "
+              "(augserve_engine_swap_seconds_total), by policy and direction: what swapping costs the engine.",
+              (q(f"sum by (policy, direction) (rate(augserve_engine_swap_seconds_total{{{W}}}[{RATE}]) * {BY_POLICY})",
+                 "{{policy}} {{direction}}"),),
+              unit="percentunit"),
         Panel("Strategy mix", "Share of each policy's interceptions by the KV strategy they got (preserve, discard, "
               "swap), over the rate window.",
               (q(f"sum by (policy, strategy) (rate(augserve_engine_interceptions_total{{{SEL}}}[{RATE}]) * {BY_POLICY}) "

@@ -47,9 +47,12 @@ DELIVERY = ("apply_async/api.deliver", "run/api.deliver")
 
 
 def _expected(body: dict) -> Counter:
-    """EXPECTED plus, per interception whose KV the policy discarded, its discard and recompute."""
+    """EXPECTED plus, per interception whose KV the policy discarded, its discard and recompute, and
+    per swapped one its swap, the two copies and the resume's prefill."""
     discarded = sum(r["strategy"] == "discard" for r in body["interceptions"])
-    return EXPECTED + Counter({"kv discard": discarded, "kv recompute": discarded})
+    swapped = sum(r["strategy"] == "swap" for r in body["interceptions"])
+    return EXPECTED + Counter({"kv discard": discarded, "kv swap": swapped, "kv swap-out": swapped,
+                               "kv swap-in": swapped, "kv recompute": discarded + swapped})
 
 
 def _names(spans: list[ReceivedSpan]) -> Counter:
@@ -145,10 +148,10 @@ def test_engine_spans_carry_the_genai_and_policy_attributes(traced):
         assert attributes["augserve.duration_s"] == record["duration_s"]
         assert attributes["augserve.held_kv_byte_seconds"] == record["held_kv_byte_seconds"]
         assert attributes["augserve.context_tokens"] == record["context_tokens"]
-    # The infercept policy may discard here (its choice depends on the machine's cost model):
-    # a discarded call's KV release and recompute are children of its interception.
+    # The infercept policy may discard or swap here (its choice depends on the machine's cost
+    # model): a released call's KV moves and its recompute are children of its interception.
     interceptions = {s.span_id: s for s in spans if s.name.startswith("interception ")}
-    for name in ("kv discard", "kv recompute"):
+    for name in ("kv discard", "kv swap", "kv swap-out", "kv swap-in", "kv recompute"):
         assert all(s.parent_id in interceptions for s in spans if s.name == name), name
     for span in (s for s in spans if s.name == "kv recompute"):
         record = next(r for r in body["interceptions"]
