@@ -77,6 +77,15 @@ def build() -> Dashboard:
               (*quantiles("augserve_engine_interception_duration_seconds", "api", 'worker=~"$worker"', (0.9,)),
                q("max by (api) (augserve_estimator_p90_seconds)", "estimated p90 {{api}}")),
               unit="s"),
+        Panel("Duration prediction error", "p50/p90 of |actual - predicted| call duration the intercept policy "
+              "weighed, by API kind (augserve_engine_duration_prediction_abs_error_seconds): how far off the "
+              "duration estimator (AUGSERVE_DURATION_ESTIMATE) was.",
+              quantiles("augserve_engine_duration_prediction_abs_error_seconds", "api", 'worker=~"$worker"', (0.5, 0.9)),
+              unit="s"),
+        Panel("Recompute time", "p50/p90 of the time from re-submitting a discarded or swapped context to its "
+              "first output token, by strategy (augserve_engine_recompute_duration_seconds).",
+              quantiles("augserve_engine_recompute_duration_seconds", "strategy", 'worker=~"$worker"', (0.5, 0.9)),
+              unit="s"),
         Panel("Interception duration p50/p99", "Median and 99th percentile of the pause time over all API kinds.",
               quantiles("augserve_engine_interception_duration_seconds", "", 'worker=~"$worker"', (0.5, 0.99)),
               unit="s"),

@@ -35,6 +35,11 @@ def build() -> Dashboard:
               quantiles("augserve_gateway_request_duration_seconds", "", GENERATION), unit="s"),
         Panel("Time to first token", "Arrival at the gateway to the first generated text: p50/p90/p99.",
               quantiles("augserve_gateway_time_to_first_token_seconds", ""), unit="s"),
+        Panel("Normalized latency", "End-to-end latency minus the time paused at API calls, per generated "
+              "token (the InferCept paper's metric): p50/p90/p99.",
+              quantiles("augserve_gateway_normalized_latency_seconds", ""), unit="s"),
+        Panel("Time per output token", "Time per generated token after the first, API calls excluded: p50/p90/p99.",
+              quantiles("augserve_gateway_time_per_output_token_seconds", ""), unit="s"),
     ))
     workers = Row("Engine workers", (
         Panel("KV cache usage per worker", "Share of each worker's vLLM KV pool in use (vllm:kv_cache_usage_perc): "

@@ -178,12 +178,15 @@ class EngineWorker:
             metrics.interceptions_total.labels(worker, r.api, r.strategy, "ok" if r.ok else "error").inc()
             metrics.interception_seconds.labels(worker, r.api).observe(r.duration_s)
             metrics.paused_kv_byte_seconds_total.labels(worker, r.strategy).inc(r.held_kv_byte_seconds)
+            metrics.duration_error_seconds.labels(worker, r.api).observe(abs(r.duration_s - r.predicted_duration_s))
         elif isinstance(event, FinalEvent):
             metrics.requests_total.labels(worker, event.finish_reason).inc()
             metrics.generated_tokens_total.labels(worker).inc(event.usage.completion_tokens)
             # Recompute happens after a resume, so only the final records carry it.
             metrics.recomputed_tokens_total.labels(worker).inc(sum(r.recomputed_tokens for r in event.interceptions))
             for r in event.interceptions:
+                if r.strategy != "preserve":
+                    metrics.recompute_seconds.labels(worker, r.strategy).observe(r.recompute_s)
                 if r.strategy == "swap":
                     for direction, seconds in (("out", r.swap_out_s), ("in", r.swap_in_s)):
                         metrics.swapped_bytes_total.labels(worker, direction).inc(r.swapped_bytes)

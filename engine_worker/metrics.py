@@ -29,6 +29,15 @@ paused_kv_byte_seconds_total = Counter(
 recomputed_tokens_total = Counter(
     f"{PREFIX}recomputed_tokens_total", "Context tokens recomputed when discarded requests resumed", ["worker"],
 )
+duration_error_seconds = Histogram(
+    f"{PREFIX}duration_prediction_abs_error_seconds", "|actual - predicted| call duration the policy weighed, "
+    "by API kind (the duration estimator's error)", ["worker", "api"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+recompute_seconds = Histogram(
+    f"{PREFIX}recompute_duration_seconds", "Re-submitting a discarded or swapped context to its first output token",
+    ["worker", "strategy"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 swapped_bytes_total = Counter(
     f"{PREFIX}swapped_bytes_total", "KV bytes copied between the pool and the host buffer, per direction",
     ["worker", "direction"])

@@ -19,6 +19,15 @@ TTFT = Histogram(
     f"{PREFIX}time_to_first_token_seconds", "Arrival at the gateway to the first generated text",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+NORMALIZED_LATENCY = Histogram(
+    f"{PREFIX}normalized_latency_seconds", "End-to-end latency minus the time paused at API calls, per "
+    "generated token (InferCept's normalized latency)", buckets=LATENCY_BUCKETS,
+)
+TPOT = Histogram(
+    f"{PREFIX}time_per_output_token_seconds", "Time per output token after the first, API calls excluded",
+    buckets=LATENCY_BUCKETS,
+)
 INFLIGHT = Gauge(f"{PREFIX}inflight_requests", "Completion requests being served (streams included)")
 
 

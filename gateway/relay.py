@@ -28,13 +28,28 @@ def _sse(payload: dict[str, Any] | str) -> str:
 
 
 async def _timed(events: AsyncIterator[OutputEvent], started: float) -> AsyncIterator[OutputEvent]:
-    """Records time to first token: the first event carrying generated tokens."""
-    waiting = True
+    """Records time to first token (the first event carrying generated tokens) and, at the final
+    event, the latencies per generated token with the time paused at API calls taken out."""
+    first_at = None
     async for event in events:
-        if waiting and (isinstance(event, DeltaEvent) or (isinstance(event, FinalEvent) and event.token_ids)):
-            metrics.TTFT.observe(time.perf_counter() - started)
-            waiting = False
+        if first_at is None and (isinstance(event, DeltaEvent) or (isinstance(event, FinalEvent) and event.token_ids)):
+            first_at = time.perf_counter()
+            metrics.TTFT.observe(first_at - started)
+        if isinstance(event, FinalEvent):
+            _observe_per_token(event, started, first_at)
         yield event
+
+
+def _observe_per_token(final: FinalEvent, started: float, first_at: float | None) -> None:
+    tokens = final.usage.completion_tokens
+    api_s = sum(r.duration_s for r in final.interceptions)
+    now = time.perf_counter()
+    if tokens > 0:
+        metrics.NORMALIZED_LATENCY.observe(max(0.0, now - started - api_s) / tokens)
+    if tokens > 1 and first_at is not None:
+        # Calls made before the first token are in TTFT, not here.
+        after_first = sum(r.duration_s for r in final.interceptions if r.started_at >= time.time() - (now - first_at))
+        metrics.TPOT.observe(max(0.0, now - first_at - after_first) / (tokens - 1))
 
 
 def _raise(event: ErrorEvent) -> None:
