@@ -39,11 +39,13 @@ class LoadPlan:
 
 class SwapBook:
     def __init__(self, block_size: int, block_bytes: int, capacity_bytes: int, ttl_s: float = 900.0,
-                 clock=time.monotonic):
+                 clock=time.monotonic, save_timeout_s: float = 60.0):
         self.block_size = block_size
         self.block_bytes = block_bytes
         self.capacity_bytes = capacity_bytes
         self.ttl_s = ttl_s
+        self.save_timeout_s = save_timeout_s
+        """A resume waits at most this long for its record's copy-out, then recomputes (never hangs)."""
         self._clock = clock
         self.records: dict[str, SwapRecord] = {}
         self.outgoing: list[PendingTransfer] = []
@@ -85,6 +87,9 @@ class SwapBook:
         if record is None or record.state == "loading":
             return 0
         if record.state == "saving":
+            if self._clock() - record.created > self.save_timeout_s:
+                log.warning("%s: swap-out of %s never completed, recomputing instead", request_id, key)
+                return 0
             return None
         n = len(record.token_ids)
         if tuple(prompt[:n]) != record.token_ids:

@@ -105,6 +105,15 @@ def test_unclaimed_records_expire():
     assert book.expired() == ["req"] and not book.records
 
 
+def test_a_resume_never_waits_forever_for_a_copy_out():
+    now = [0.0]
+    book = SwapBook(BS, 100, 1000, clock=lambda: now[0], save_timeout_s=5)
+    book.start_save("req", "req-1", list(range(8)), 8, [1, 2])
+    assert book.match("req~1", "req", list(range(9)), 0) is None  # still saving: ask again
+    now[0] = 6
+    assert book.match("req~1", "req", list(range(9)), 0) == 0  # given up: recompute
+
+
 def test_block_dimension_is_found_in_cpu_and_gpu_layouts():
     assert block_dim((64, 2, 128, 128), 64) == 0  # CPU: [blocks, K/V, ...]
     assert block_dim((2, 64, 16, 8, 64), 64) == 1  # flash-attention: [K/V, blocks, ...]
