@@ -16,7 +16,6 @@ it, so a request resubmitted after a discard keeps its attained service.
 from __future__ import annotations
 
 import heapq
-import json
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from vllm.logger import init_logger
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import RequestStatus
 
+from engine_worker import cost_profile
 from engine_worker.engine_params import REQUEST_INFO
 from engine_worker.policies.cost_model import GPTJ_A100, CostModel
 from engine_worker.policies.queue_order import QueuedRequest, ranks
@@ -47,8 +47,9 @@ class QueueSchedulerConfig(BaseModel):
 
 
 def _cost_model(path: str) -> CostModel:
-    if path and Path(path).exists():
-        return CostModel(**json.loads(Path(path).read_text())["cost_model"])
+    profile = cost_profile.load(Path(path)) if path else None
+    if profile is not None:
+        return profile.cost_model
     log.warning("no cost profile at %r yet: the scheduler uses the paper's GPT-J/A100 costs", path)
     return GPTJ_A100
 

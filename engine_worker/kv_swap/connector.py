@@ -14,7 +14,6 @@ runs, from the measured cost model (cost_profile.py) when its profile exists.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ from vllm.logger import init_logger
 from vllm.v1.request import RequestStatus
 
 from common.names import KV_SWAP_STATS_TTL_S, kv_swap_stats
+from engine_worker import cost_profile
 from engine_worker.engine_params import SWAP_ID, SWAP_KEY
 from engine_worker.kv_swap import marks
 from engine_worker.kv_swap.host_store import CompletedTransfer, HostStore
@@ -113,9 +113,8 @@ class HostSwapConnector(KVConnectorBase_V1):
     def _budget_tokens(self, batch_tokens: int) -> int:
         """T_swap(n) = T_fwd(batch): what one step's copies may move without outlasting it."""
         if self._cost_model is None and self._steps % 200 == 1 and self._config.profile_path:
-            path = Path(self._config.profile_path)
-            if path.exists():
-                self._cost_model = CostModel(**json.loads(path.read_text())["cost_model"])
+            profile = cost_profile.load(Path(self._config.profile_path))
+            self._cost_model = profile.cost_model if profile is not None else None
         if self._cost_model is None:
             return 1 << 30
         return self._cost_model.swap_budget_tokens(batch_tokens)
