@@ -5,7 +5,9 @@ steps it snapshots the requests it holds (running, waiting, and sessions paused 
 their KV preserved) and asks the configured policy (fcfs, fastserve, lamps, continuum, autellix)
 for a total order; each request's vLLM `priority` becomes its rank, so the stock priority
 scheduler admits in that order and preempts from its end. After each step it reports to the
-policy which requests ran and their share of the step's time (attained service).
+policy which requests ran and their share of the step's time (attained service). A preemptive
+policy (FastServe's MLFQ) also gets running slots handed over by rank before each step
+(policies/preemption.py): vLLM itself preempts only when blocks run out.
 
 What the policy needs to know about a request and the engine does not (its ORIGINAL arrival, its
 program, the calls it has made, the kind of its next call) comes in the request's sampling
@@ -27,6 +29,7 @@ from vllm.v1.request import RequestStatus
 from engine_worker import cost_profile
 from engine_worker.engine_params import REQUEST_INFO
 from engine_worker.policies.cost_model import GPTJ_A100, CostModel
+from engine_worker.policies.preemption import time_slice_victims
 from engine_worker.policies.queue_order import QueuedRequest, ranks
 from engine_worker.policies.schedulers import make_scheduler
 
@@ -66,6 +69,9 @@ class PolicyScheduler(Scheduler):
         """When the previous step was scheduled and the tokens each request ran in it."""
         self._attained: dict[str, float] = {}
         self._last_ran: dict[str, float] = {}
+        self._state_since: dict[str, tuple[str, float]] = {}
+        """Each request's state at the last re-order and since when it has been in it."""
+        self._preemptive = bool(getattr(self._policy, "preemptive", False))
         log.info("queue order: %s %s, re-ordered every %d steps", self._config.name, self._config.options,
                  self._config.every)
 
@@ -74,6 +80,8 @@ class PolicyScheduler(Scheduler):
         self._observe_previous_step(now)
         if self._steps % self._config.every == 0:
             self._reorder(now)
+            if self._preemptive:
+                self._hand_over_slots()
         self._steps += 1
         output = super().schedule(*args, **kwargs)
         keys = {r.request_id: self._key(r) for r in self.running}
@@ -102,14 +110,21 @@ class PolicyScheduler(Scheduler):
     def _key(self, request) -> str:
         return self._info(request).get("id", request.request_id)
 
-    def _snapshot(self, request, state: str) -> QueuedRequest:
+    def _snapshot(self, request, state: str, now: float) -> QueuedRequest:
         info = self._info(request)
         key = self._key(request)
+        previous = self._state_since.get(key)
+        since = previous[1] if previous is not None and previous[0] == state else now
+        self._state_since[key] = (state, since)
+        last_ran = self._last_ran.get(key)
+        # Back from a call, a request waits from its re-enqueueing, not from its last step before
+        # the call: the call's time is not time the scheduler made it wait.
+        enqueued = since if state == "waiting" else None
         return QueuedRequest(
             request_id=key, arrival_s=float(info.get("arrival", request.arrival_time)), state=state,
             context_tokens=request.num_tokens, generated_tokens=int(info.get("generated", 0)) + request.num_output_tokens,
             program_id=info.get("program"), attained_s=self._attained.get(key, 0.0),
-            last_scheduled_s=self._last_ran.get(key), calls_done=int(info.get("calls_done", 0)),
+            last_scheduled_s=max((t for t in (last_ran, enqueued) if t is not None), default=None), calls_done=int(info.get("calls_done", 0)),
             predicted_output_tokens=info.get("expect_tokens"), api_kind=info.get("api"),
             predicted_call_s=info.get("call_s"))
 
@@ -121,7 +136,7 @@ class PolicyScheduler(Scheduler):
                 held.append((r, "paused" if paused else "waiting"))
         snapshots, requests = {}, {}
         for request, state in held:
-            snap = self._snapshot(request, state)
+            snap = self._snapshot(request, state, now)
             if snap.request_id in snapshots:  # the same logical request twice: keep the live one
                 continue
             snapshots[snap.request_id] = snap
@@ -138,3 +153,28 @@ class PolicyScheduler(Scheduler):
         for key in [k for k, t in self._last_ran.items() if k not in snapshots and now - t > FORGET_AFTER_S]:
             del self._last_ran[key]
             self._attained.pop(key, None)
+        for key in [k for k in self._state_since if k not in snapshots]:
+            del self._state_since[key]
+
+    # -- time slicing ------------------------------------------------------------------------------
+    def _hand_over_slots(self) -> None:
+        """Preempts the running requests that better-ranked waiting ones displace (the ranks were
+        just set by _reorder). Only requests ready to run now count as waiting: one still loading
+        its KV or paused at a call cannot use a slot this step."""
+        ready = (RequestStatus.WAITING, RequestStatus.PREEMPTED)
+        waiting = [(r.request_id, r.priority) for r in self.waiting if r.status in ready]
+        if not waiting or not self.running:
+            return
+        free = self.max_num_active_reqs - len(self.running) - self.num_waiting_for_streaming_input
+        running = {r.request_id: r.priority for r in self.running}
+        victims = time_slice_victims(running, waiting, max(0, free))
+        timestamp = time.monotonic()
+        for request_id in victims:
+            request = next(r for r in self.running if r.request_id == request_id)
+            if not self._request_blocks_can_be_freed(request):
+                continue  # an in-flight step may still write its blocks: next time
+            self.running.remove(request)
+            self._preempt_request(request, timestamp, drop_stale_output=self.requires_kv_delivery)
+            # It may be re-admitted in this same step: its token ids must be sent in full again.
+            self.prev_step_scheduled_req_ids.discard(request_id)
+            log.debug("time slice: %s gives its slot to a better-ranked request", self._key(request))

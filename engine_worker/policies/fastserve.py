@@ -7,7 +7,13 @@ it is used up the request drops one level (the remainder carries into the next l
 step can drop it several). A WAITING request not served for `starvation_s` goes back to the top.
 Order: level, then original arrival. Paused requests keep their level (the call is not service)
 and are never promoted (they wait on the API, not on the scheduler); their rank still matters
-for which KV to offload (kv_offload.py).
+for which KV to offload (kv_offload.py). A request away at a call after its KV was discarded or
+swapped is missing from the snapshots for the call's length: its level is kept for `memory_s`
+after it was last seen, so it comes back where it left, not at its skip-join level.
+
+MLFQ is preemptive: a job that used up its quantum falls below newer ones and gives them its
+slot (`preemptive`: the engine's scheduler then hands running slots over by rank,
+preemption.py). `preempt=False` keeps the levels for admission only.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ QUANTUM_SLACK_S = 1e-9
 """Summed float step times land a hair under a quantum they exactly fill: count those as spent."""
 NUM_LEVELS = 16
 """The code creates queues on demand; a cap keeps the level finite (q0 * 2^15 is ~5 minutes)."""
+MEMORY_S = 900.0
+"""How long the level of a request missing from the snapshots is kept (it may be at a call)."""
 
 
 @dataclass
@@ -42,14 +50,17 @@ class _LevelState:
 
 class FastServe:
     def __init__(self, cost_model: CostModel, q0_s: float = Q0_S, starvation_s: float = STARVATION_CODE_S,
-                 num_levels: int = NUM_LEVELS):
-        if q0_s <= 0 or starvation_s <= 0 or num_levels < 1:
-            raise ValueError("q0_s and starvation_s must be positive, num_levels at least 1")
+                 num_levels: int = NUM_LEVELS, preempt: bool = True, memory_s: float = MEMORY_S):
+        if q0_s <= 0 or starvation_s <= 0 or num_levels < 1 or memory_s < 0:
+            raise ValueError("q0_s and starvation_s must be positive, num_levels at least 1, memory_s non-negative")
         self.cost_model = cost_model
         self.q0_s = q0_s
         self.starvation_s = starvation_s
         self.num_levels = num_levels
+        self.preemptive = preempt
+        self.memory_s = memory_s
         self._states: dict[str, _LevelState] = {}
+        self._last_seen: dict[str, float] = {}
         self._unseen: dict[str, tuple[float, float]] = {}
         """Service observed before the request's first snapshot: (seconds, when)."""
 
@@ -70,8 +81,11 @@ class FastServe:
 
     def order(self, snapshots: Sequence[QueuedRequest], now: float) -> list[str]:
         check_unique(snapshots)
-        present = {s.request_id for s in snapshots}
-        self._states = {rid: st for rid, st in self._states.items() if rid in present}
+        for s in snapshots:
+            self._last_seen[s.request_id] = now
+        for rid in [rid for rid, seen in self._last_seen.items() if now - seen > self.memory_s]:
+            del self._last_seen[rid]
+            self._states.pop(rid, None)
         for s in snapshots:
             state = self._states.get(s.request_id)
             if state is None:

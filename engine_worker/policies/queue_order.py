@@ -6,8 +6,12 @@ order (`order`, highest priority first). After each iteration it reports which r
 for how long (`observe`), so stateful policies can track attained service.
 
 Contract for the caller:
-- `order` gets EVERY request the scheduler holds. Stateful policies forget the per-request state
-  of ids missing from a call (they finished or were aborted); program-level state outlives them.
+- `order` gets EVERY request the scheduler holds. A request whose KV was discarded or swapped is
+  missing while it is away at its call: stateful policies keep what they must carry across the
+  call (FastServe's level) for a bounded time and forget the rest of the ids missing from a call
+  (finished or aborted); program-level state outlives them.
+- A policy whose order should also take running slots away (MLFQ) has `preemptive = True`; the
+  scheduler then hands slots over by rank (preemption.py). Otherwise ranks decide admission only.
 - `observe` is called once per engine iteration, even when nothing ran (`ran` empty): policies
   count iterations with it (LAMPS' re-sort cadence and starvation counters).
 - Both take `now` from the caller (the same monotonic clock as the snapshots' times).

@@ -88,10 +88,12 @@ def test_service_observed_before_the_first_snapshot_still_counts():
     assert policy.level_of("early") == 2  # 10 ms at level 0, 20 ms at level 1
 
 
-def test_finished_requests_are_forgotten():
-    policy = FastServe(CM)
+def test_requests_missing_longer_than_memory_are_forgotten():
+    policy = FastServe(CM, memory_s=1.0)
     policy.order([waiting("a"), waiting("b")], 0.0)
-    policy.order([waiting("b")], 0.1)
+    policy.order([waiting("b")], 0.5)
+    assert policy.level_of("a") == 0  # may be away at a call
+    policy.order([waiting("b")], 1.5)
     assert policy.level_of("a") is None and policy.level_of("b") == 0
 
 
