@@ -31,6 +31,12 @@ DEFAULT_POLICIES = ("stock-vllm", "vllm", "improved-discard", "preserve", "swap"
 SCHEDULER_SYSTEMS = ("stock-vllm", "infercept", "infercept+fastserve", "infercept+lamps", "continuum+continuum",
                      "infercept+autellix")
 """The queue-order schedulers (POLICY+SCHEDULER) beside infercept (FCFS) and stock vLLM."""
+FASTSERVE_SYSTEMS = ("infercept", "infercept+fastserve:preempt=false", "infercept+fastserve",
+                     "infercept+fastserve:starvation_s=0.3")
+"""FCFS against FastServe's MLFQ for admission only, time-slicing with the released code's 3 s
+starvation guard, and with the paper's 300 ms."""
+FASTSERVE_MAX_NUM_SEQS = 2
+"""Few running slots, so requests queue for them and the order of the queue decides latency."""
 BLOCK_TOKENS = 128
 """vLLM's KV block size on CPU."""
 MAX_MODEL_LEN = 4096
@@ -94,6 +100,8 @@ class BenchConfig:
 PROFILES = {
     "full": BenchConfig(profile="full"),
     "schedulers": BenchConfig(profile="schedulers", policies=SCHEDULER_SYSTEMS, rates=(0.5,), overhead_systems=()),
+    "fastserve": BenchConfig(profile="fastserve", policies=FASTSERVE_SYSTEMS, rates=(1.0,), overhead_systems=(),
+                             worker_env={"AUGSERVE_MAX_NUM_SEQS": str(FASTSERVE_MAX_NUM_SEQS)}),
     "quick": BenchConfig(profile="quick", policies=("stock-vllm", "infercept"), rates=(0.5,), window_s=20.0,
                          drain_s=10.0, overhead_window_s=QUICK_OVERHEAD_WINDOW_S, start_together=True),
 }

@@ -22,7 +22,7 @@ from bench.client import LoadClient
 from bench.config import BenchConfig, PoolSizing, kv_bytes_per_token, resolve_dtype, size_pool
 from bench.metrics import system_metrics
 from bench.prompts import PromptBuilder
-from bench.systems import System, make_system
+from bench.systems import System, make_system, split_system, system_name
 from bench.trace import load_trace
 from bench.workload import BenchRequest, ConversionConfig, closed_loop, open_loop, select, without_calls
 
@@ -108,7 +108,7 @@ def drive_system(cfg: BenchConfig, system: System, result: dict[str, Any], workl
     name = system.name
     result["reported_policy"] = system.reported()
     result.update(system.details())
-    if result["reported_policy"] != name:
+    if result["reported_policy"] != system_name(*split_system(name)):  # options in any order
         result["error"] = f"the system reports {result['reported_policy']!r}, not {name!r}"
         log(f"[{name}] FAILED: {result['error']}")
         return

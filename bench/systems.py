@@ -3,7 +3,8 @@
 - ours, one per engine-worker policy: a fresh stack (stack.services.Stack, as `make run` starts
   it) with AUGSERVE_POLICY, the KV pool, max_model_len and dtype set; requests go through the
   gateway and pause inside the server. `POLICY+SCHEDULER` (e.g. `infercept+lamps`) also sets the
-  queue-order scheduler (AUGSERVE_SCHEDULER; fcfs otherwise);
+  queue-order scheduler (AUGSERVE_SCHEDULER; fcfs otherwise), and `POLICY+SCHEDULER:key=value...`
+  its options (AUGSERVE_SCHEDULER_OPTIONS), e.g. `infercept+fastserve:starvation_s=0.3:preempt=false`;
 - `stock-vllm`: vLLM's own OpenAI server (bench.stock) with the same engine settings; the client
   runs the tool loop (bench.stock_client).
 """
@@ -44,19 +45,40 @@ class System(Protocol):
         """True once no request is left in flight (requests cut at a drain end may still run)."""
 
 
-def split_system(name: str) -> tuple[str, str]:
-    """`infercept+lamps` -> (policy, scheduler); a bare policy runs FCFS."""
-    policy, _, scheduler = name.partition("+")
-    return policy, scheduler or "fcfs"
+def split_system(name: str) -> tuple[str, str, dict]:
+    """`infercept+fastserve:starvation_s=0.3` -> (policy, scheduler, scheduler options); a bare
+    policy runs FCFS. Options are `:key=value` each (commas separate systems on the command line),
+    values JSON scalars."""
+    head, *raw_options = name.split(":")
+    policy, _, scheduler = head.partition("+")
+    options = {}
+    for item in raw_options:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"system {name!r}: a scheduler option is :key=value")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(f"system {name!r}: option {key} is not a JSON value: {value!r}") from None
+    return policy, scheduler or "fcfs", options
+
+
+def system_name(policy: str, scheduler: str, options: dict) -> str:
+    """The inverse of split_system, options sorted: how a running stack names itself."""
+    name = policy if scheduler == "fcfs" else f"{policy}+{scheduler}"
+    if options:
+        name += "".join(f":{key}={json.dumps(value)}" for key, value in sorted(options.items()))
+    return name
 
 
 def stack_config(cfg: BenchConfig, system: str, model_path: Path, sizing: PoolSizing, state_dir: Path) -> StackConfig:
-    policy, scheduler = split_system(system)
+    policy, scheduler, options = split_system(system)
     return StackConfig(
         model_path=str(model_path), state_dir=state_dir, gateway_port=free_port(), engine_metrics_port=free_port(),
         estimator_port=free_port(), executor_metrics_port=free_port(), redis_port=free_port(),
         time_scale=cfg.time_scale, executor_concurrency=cfg.executor_concurrency,
         worker_env={"AUGSERVE_POLICY": policy, "AUGSERVE_SCHEDULER": scheduler,
+                    "AUGSERVE_SCHEDULER_OPTIONS": json.dumps(options),
                     "AUGSERVE_KV_CACHE_BYTES": str(sizing.kv_cache_bytes),
                     "AUGSERVE_MAX_MODEL_LEN": str(sizing.max_model_len),
                     **({"AUGSERVE_DTYPE": sizing.dtype} if sizing.dtype else {}), **cfg.worker_env},
@@ -83,8 +105,7 @@ class OurStack:
         status = self.stack.worker_status()
         if not status:
             return None
-        scheduler = status.get("scheduler", "fcfs")
-        return status.get("policy") if scheduler == "fcfs" else f"{status.get('policy')}+{scheduler}"
+        return system_name(status.get("policy", "?"), status.get("scheduler", "fcfs"), status.get("scheduler_options", {}))
 
     def details(self) -> dict[str, str | None]:
         return {}

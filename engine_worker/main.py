@@ -197,6 +197,7 @@ class EngineWorker:
         s = self.settings
         return {
             "worker_id": s.worker_id, "model": s.model_id, "policy": s.policy, "scheduler": s.scheduler,
+            "scheduler_options": s.scheduler_options,
             "duration_estimate": s.duration_estimate, "inflight": len(self._inflight),
             "paused": len(self._paused_ids), "max_model_len": s.max_model_len, "kv_cache_bytes": s.kv_cache_bytes,
             "heartbeat_at": time.time(),

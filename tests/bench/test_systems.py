@@ -1,0 +1,53 @@
+"""System names: POLICY+SCHEDULER:key=value... -> the engine worker's settings, and back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.config import FASTSERVE_SYSTEMS, PROFILES, PoolSizing
+from bench.systems import split_system, stack_config, system_name
+from engine_worker.policies.schedulers import SCHEDULERS
+
+SIZING = PoolSizing(kv_cache_bytes=768 * 23_040, pool_tokens=768, max_model_len=384, bytes_per_token=23_040)
+
+
+@pytest.mark.parametrize(("name", "parts"), [
+    ("infercept", ("infercept", "fcfs", {})),
+    ("infercept+lamps", ("infercept", "lamps", {})),
+    ("infercept+fastserve:starvation_s=0.3", ("infercept", "fastserve", {"starvation_s": 0.3})),
+    ("swap+fastserve:preempt=false:q0_s=0.02", ("swap", "fastserve", {"preempt": False, "q0_s": 0.02})),
+])
+def test_split_and_name_round_trip(name, parts):
+    assert split_system(name) == parts
+    assert split_system(system_name(*parts)) == parts
+
+
+def test_a_stack_reports_its_options_sorted():
+    assert system_name("infercept", "fastserve", {"starvation_s": 0.3, "preempt": False}) == \
+        "infercept+fastserve:preempt=false:starvation_s=0.3"
+
+
+@pytest.mark.parametrize("bad", ["infercept+fastserve:starvation_s", "infercept+fastserve:=1",
+                                 "infercept+fastserve:starvation_s=fast"])
+def test_malformed_options_are_refused_with_the_name(bad):
+    with pytest.raises(ValueError, match="infercept\\+fastserve"):
+        split_system(bad)
+
+
+def test_the_options_reach_the_worker_as_json(tmp_path: Path):
+    cfg = PROFILES["fastserve"]
+    env = stack_config(cfg, "infercept+fastserve:starvation_s=0.3", tmp_path, SIZING, tmp_path).worker_env
+    assert env["AUGSERVE_SCHEDULER"] == "fastserve"
+    assert json.loads(env["AUGSERVE_SCHEDULER_OPTIONS"]) == {"starvation_s": 0.3}
+    assert env["AUGSERVE_MAX_NUM_SEQS"] == "2"  # the profile's few running slots
+
+
+def test_the_fastserve_profile_compares_fcfs_with_both_guards():
+    assert set(FASTSERVE_SYSTEMS) == set(PROFILES["fastserve"].policies)
+    for name in FASTSERVE_SYSTEMS:
+        assert split_system(name)[1] in SCHEDULERS
+    guards = {split_system(n)[2].get("starvation_s") for n in FASTSERVE_SYSTEMS if split_system(n)[1] == "fastserve"}
+    assert {None, 0.3} <= guards  # the code's default (3 s) and the paper's 300 ms
