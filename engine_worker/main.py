@@ -135,7 +135,7 @@ class EngineWorker:
                                      requeue_at_back=self.settings.policy == "vllm", swap=self._swap,
                                      lengths=self._lengths)
             self._sessions[rid] = session
-            final = await session.run()
+            final = (await session.run()).model_copy(update={"worker_id": self.settings.worker_id})
             traced.finish(final)
             await self._emit(rid, final)
         except Exception as exc:
