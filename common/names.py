@@ -2,8 +2,9 @@
 
 PREFIX = "augserve"
 
-# gateway -> engine workers: one durable stream, one consumer group; a worker pulls a request
-# when it has room, so load balances by pull. Pending entries of a dead worker are re-claimable.
+# gateway -> engine workers: one shared durable stream, one consumer group; a worker pulls a
+# request when it has room, so load balances by pull. Pending entries of a dead worker are
+# re-claimable. Each worker also reads its own stream (engine_worker_stream) in the same group.
 ENGINE_REQUEST_STREAM = f"{PREFIX}:engine:requests"
 ENGINE_GROUP = "engine-workers"
 
