@@ -2,10 +2,28 @@
 
 PREFIX = "augserve"
 
-# gateway -> engine workers: one durable stream, one consumer group; a worker pulls a request
-# when it has room, so load balances by pull. Pending entries of a dead worker are re-claimable.
+# gateway -> engine workers: one shared durable stream, one consumer group; a worker pulls a
+# request when it has room, so load balances by pull. Pending entries of a dead worker are
+# re-claimable. Each worker also reads its own stream (engine_worker_stream) in the same group.
 ENGINE_REQUEST_STREAM = f"{PREFIX}:engine:requests"
 ENGINE_GROUP = "engine-workers"
+
+# Registry of worker ids that own a request stream (engine_worker_stream), so a live worker can
+# find the stream of a dead or stopped one and adopt its entries (pending and never delivered).
+WORKER_STREAMS_SET = f"{PREFIX}:engine:worker-streams"
+
+
+def engine_worker_stream(worker_id: str) -> str:
+    """One worker's own request stream (same consumer group): where program-affinity routing puts
+    a request for the worker that holds its program's KV/prefix. The worker reads it before the
+    shared stream."""
+    return f"{ENGINE_REQUEST_STREAM}:{worker_id}"
+
+
+def program_holder(program_id: str) -> str:
+    """String key: the worker that last started a request of this program (expires, see
+    WorkerSettings.program_affinity_ttl_s)."""
+    return f"{PREFIX}:program:{program_id}"
 
 # engine worker registry: hash worker_id -> WorkerStatus JSON, refreshed as a heartbeat.
 WORKERS_HASH = f"{PREFIX}:workers"

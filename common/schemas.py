@@ -166,6 +166,8 @@ class FinalEvent(Frozen):
     interceptions: list[InterceptionRecord]
     tool_calls: list[ToolCall] = Field(default_factory=list)
     """Calls to client-side tools (finish_reason "tool_calls")."""
+    worker_id: str | None = None
+    """The engine worker that served the request (the response's `system_fingerprint`)."""
 
 
 class ErrorEvent(Frozen):

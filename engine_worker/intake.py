@@ -1,6 +1,7 @@
-"""Pulls requests from the gateway's stream (consumer group) and publishes their output events.
+"""Pulls requests from the gateway's streams (consumer group) and publishes their output events.
 
-Pull-based load balancing: a worker reads a request only when it has room for it. A request
+Pull-based load balancing: a worker reads a request only when it has room for it. Besides the
+shared stream every worker reads its own (program-affinity routing puts requests there). A request
 stays pending in the group until its final event is published (XACK then), so when a worker dies
 another can claim what it held: re-run it if it had emitted nothing yet, else fail it cleanly.
 """
@@ -10,66 +11,160 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from common.names import ENGINE_GROUP, ENGINE_REQUEST_STREAM, OUTPUT_STREAM_TTL_S, WORKERS_HASH, output_stream
+from common.names import (ENGINE_GROUP, ENGINE_REQUEST_STREAM, OUTPUT_STREAM_TTL_S, WORKER_STREAMS_SET, WORKERS_HASH,
+                          engine_worker_stream, output_stream, program_holder)
 from common.schemas import EngineRequest, ErrorEvent, FinalEvent, OutputEnvelope, OutputEvent
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One request entry. Entry ids are per stream, so an entry is tracked and acked by both."""
+
+    stream: str
+    entry_id: str
+    fields: dict
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.stream, self.entry_id)
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class RequestStream:
+    """This worker's intake: its own stream (requests routed to it by program affinity) and the
+    shared stream, both through ENGINE_GROUP, read in one XREADGROUP call, own stream first."""
+
     def __init__(self, redis: aioredis.Redis, worker_id: str):
         self._redis = redis
         self.worker_id = worker_id
+        self.own_stream = engine_worker_stream(worker_id)
 
     async def ensure_group(self) -> None:
+        """Creates the group on both streams (from id 0: entries added before it are delivered)
+        and registers the own stream, so it is adopted if this worker dies or stops."""
+        await self._redis.sadd(WORKER_STREAMS_SET, self.worker_id)
+        for stream in (self.own_stream, ENGINE_REQUEST_STREAM):
+            await _create_group(self._redis, stream)
+
+    async def next_requests(self, count: int, block_ms: int = 1000) -> list[Entry]:
+        """New entries for this consumer, own stream first. COUNT applies per stream, so there
+        may be up to 2 x `count`."""
+        streams = {self.own_stream: ">", ENGINE_REQUEST_STREAM: ">"}
         try:
-            await self._redis.xgroup_create(ENGINE_REQUEST_STREAM, ENGINE_GROUP, id="0", mkstream=True)
+            reply = await self._redis.xreadgroup(ENGINE_GROUP, self.worker_id, streams, count=count, block=block_ms)
         except aioredis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
+            if "NOGROUP" not in str(exc):
                 raise
+            # A stream was deleted under us (adopted while this worker looked dead): recreate.
+            log.warning("request stream group missing, recreating: %s", exc)
+            await self.ensure_group()
+            return []
+        return _entries(reply)
 
-    async def next_requests(self, count: int, block_ms: int = 1000) -> list[tuple[str, dict]]:
-        """Up to `count` new entries for this consumer: (entry id, fields)."""
-        reply = await self._redis.xreadgroup(
-            ENGINE_GROUP, self.worker_id, {ENGINE_REQUEST_STREAM: ">"}, count=count, block=block_ms,
-        )
-        return [(eid, fields) for _s, entries in reply or [] for eid, fields in entries]
+    async def ack(self, entry: Entry) -> None:
+        await self._redis.xack(entry.stream, ENGINE_GROUP, entry.entry_id)
+        await self._redis.xdel(entry.stream, entry.entry_id)
 
-    async def ack(self, entry_id: str) -> None:
-        await self._redis.xack(ENGINE_REQUEST_STREAM, ENGINE_GROUP, entry_id)
-        await self._redis.xdel(ENGINE_REQUEST_STREAM, entry_id)
-
-    async def claim_from_dead_workers(self, stale_after_s: float) -> list[tuple[str, dict]]:
-        """Entries pending on consumers whose heartbeat stopped, now owned by this worker."""
-        claimed: list[tuple[str, dict]] = []
-        consumers = await self._redis.xinfo_consumers(ENGINE_REQUEST_STREAM, ENGINE_GROUP)
-        beats = await self._redis.hgetall(WORKERS_HASH)
+    async def claim_from_dead_workers(self, stale_after_s: float) -> list[Entry]:
+        """Entries of workers whose heartbeat is stale or absent, now owned by this worker: what
+        they had pending on the shared stream, and everything in their own streams (pending or
+        never delivered). A dead worker's stream is deleted once it is empty, i.e. after the
+        adopted entries are acked (deleting it earlier would lose them if this worker died too)."""
+        beats = {_text(k): v for k, v in (await self._redis.hgetall(WORKERS_HASH)).items()}
         now = time.time()
-        for consumer in consumers:
-            name = consumer["name"]
-            name = name.decode() if isinstance(name, bytes) else name
-            if name == self.worker_id or consumer["pending"] == 0:
+
+        def dead(name: str) -> bool:
+            if name == self.worker_id:
+                return False
+            beat = beats.get(name)
+            return beat is None or now - json.loads(beat)["heartbeat_at"] >= stale_after_s
+
+        claimed: list[Entry] = []
+        for consumer in await self._redis.xinfo_consumers(ENGINE_REQUEST_STREAM, ENGINE_GROUP):
+            name = _text(consumer["name"])
+            if consumer["pending"] == 0 or not dead(name):
                 continue
-            beat = beats.get(name.encode()) or beats.get(name)
-            last = json.loads(beat)["heartbeat_at"] if beat else 0.0
-            if now - last < stale_after_s:
-                continue
-            pending = await self._redis.xpending_range(
-                ENGINE_REQUEST_STREAM, ENGINE_GROUP, min="-", max="+", count=1000, consumername=name,
-            )
-            ids = [p["message_id"] for p in pending]
-            if ids:
-                claimed += await self._redis.xclaim(ENGINE_REQUEST_STREAM, ENGINE_GROUP, self.worker_id, 0, ids)
+            claimed += await self._claim_pending(ENGINE_REQUEST_STREAM, name)
             await self._redis.xgroup_delconsumer(ENGINE_REQUEST_STREAM, ENGINE_GROUP, name)
             await self._redis.hdel(WORKERS_HASH, name)
-            log.warning("claimed %d request(s) from dead worker %s", len(ids), name)
+            log.warning("claimed shared-stream request(s) from dead worker %s", name)
+        for worker in sorted(_text(m) for m in await self._redis.smembers(WORKER_STREAMS_SET)):
+            if dead(worker):
+                claimed += await self._adopt_stream(worker, dead)
         return claimed
+
+    async def _claim_pending(self, stream: str, consumer: str) -> list[Entry]:
+        pending = await self._redis.xpending_range(stream, ENGINE_GROUP, min="-", max="+", count=1000,
+                                                   consumername=consumer)
+        ids = [p["message_id"] for p in pending]
+        if not ids:
+            return []
+        entries = await self._redis.xclaim(stream, ENGINE_GROUP, self.worker_id, 0, ids)
+        # XCLAIM answers entries deleted meanwhile with no fields: nothing left to run there.
+        return [Entry(stream, _text(eid), fields) for eid, fields in entries if fields]
+
+    async def _adopt_stream(self, worker: str, dead) -> list[Entry]:
+        stream = engine_worker_stream(worker)
+        # The gateway may have routed to the worker just before it died, creating the stream
+        # without a group if the worker never made one: make sure there is one to read through.
+        await _create_group(self._redis, stream)
+        adopted: list[Entry] = []
+        for consumer in await self._redis.xinfo_consumers(stream, ENGINE_GROUP):
+            name = _text(consumer["name"])
+            if consumer["pending"] and dead(name):  # the owner, or an adopter that died too
+                adopted += await self._claim_pending(stream, name)
+                await self._redis.xgroup_delconsumer(stream, ENGINE_GROUP, name)
+        while True:  # entries the dead worker never read
+            reply = await self._redis.xreadgroup(ENGINE_GROUP, self.worker_id, {stream: ">"}, count=256)
+            fresh = _entries(reply)
+            if not fresh:
+                break
+            adopted += fresh
+        if await self._redis.eval(_DELETE_IF_EMPTY, 2, stream, WORKER_STREAMS_SET, worker):
+            log.info("deleted the empty request stream of dead worker %s", worker)
+        if adopted:
+            log.warning("adopted %d request(s) from the stream of dead worker %s", len(adopted), worker)
+        return adopted
+
+    async def record_holder(self, program_id: str, ttl_s: float) -> None:
+        """This worker now holds the program's KV/prefix (as far as anyone can tell: see
+        WorkerSettings.program_affinity_ttl_s); the gateway routes the program's next calls here."""
+        await self._redis.set(program_holder(program_id), self.worker_id, px=max(1, int(ttl_s * 1000)))
 
     async def has_output(self, request_id: str) -> bool:
         return await self._redis.xlen(output_stream(request_id)) > 0
+
+
+# Atomic, so an entry added between the check and the delete is never dropped with the stream.
+_DELETE_IF_EMPTY = """
+if redis.call('XLEN', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
+async def _create_group(redis: aioredis.Redis, stream: str) -> None:
+    try:
+        await redis.xgroup_create(stream, ENGINE_GROUP, id="0", mkstream=True)
+    except aioredis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def _entries(reply) -> list[Entry]:
+    return [Entry(_text(stream), _text(eid), fields) for stream, entries in reply or [] for eid, fields in entries]
 
 
 def parse_request(fields: dict) -> EngineRequest:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import deque
 
 import redis.asyncio as aioredis
 
@@ -13,7 +14,7 @@ from common.names import WORKERS_HASH
 from common.schemas import ErrorEvent, FinalEvent, InterceptionEvent
 from engine_worker import metrics, spans
 from engine_worker.engine import build_engine
-from engine_worker.intake import OutputPublisher, RequestStream, parse_request
+from engine_worker.intake import Entry, OutputPublisher, RequestStream, parse_request
 from engine_worker import engine_stats
 from engine_worker.cost_profile import describe, load_or_profile
 from engine_worker.intercept_controller import InterceptController
@@ -31,7 +32,11 @@ log = logging.getLogger("engine_worker")
 class EngineWorker:
     def __init__(self, settings: WorkerSettings):
         self.settings = settings
-        self._inflight: dict[str, asyncio.Task] = {}
+        self._inflight: dict[tuple[str, str], asyncio.Task] = {}
+        """Keyed by (stream, entry id): entry ids are only unique within one stream."""
+        self._backlog: deque[Entry] = deque()
+        """Entries read past this worker's room (XREADGROUP's COUNT is per stream). They are
+        pending on this worker already, so they start here as room frees, before any new read."""
         self._sessions: dict[str, RequestSession] = {}
         self._paused_ids: set[str] = set()
 
@@ -45,7 +50,6 @@ class EngineWorker:
         self._tools = ToolClient(self._redis, s.redis_url, s.worker_id, s.api_call_timeout_s)
         self._stream = RequestStream(self._redis, s.worker_id)
         self._out = OutputPublisher(self._redis)
-        await self._stream.ensure_group()
         self._profile = await load_or_profile(self._engine, s.model_path, s.engine_dtype)
         log.info("cost model:\n%s", describe(self._profile))
         spans.configure(s.worker_id, f"{s.policy}+{s.scheduler}" if s.scheduler != "fcfs" else s.policy,
@@ -61,7 +65,10 @@ class EngineWorker:
         self._lengths = OutputLengthHistory()
         metrics.serve(s.metrics_port, s.metrics_host)
         metrics.worker_info.labels(s.worker_id, s.policy, s.scheduler, s.model_id).set(1)
+        # Heartbeat first, then the groups: a worker with a registered stream but no heartbeat
+        # yet would look dead to the others, who would adopt and delete its stream.
         await self._heartbeat_once()
+        await self._stream.ensure_group()
         log.info("engine worker %s ready: model %s, policy %s", s.worker_id, s.model_id, s.policy)
         background = [asyncio.create_task(self._tools.read_results()), asyncio.create_task(self._heartbeat()),
                       asyncio.create_task(self._controller.run())]
@@ -81,35 +88,44 @@ class EngineWorker:
         while True:
             if time.monotonic() - last_claim > 5 * self.settings.heartbeat_s:
                 last_claim = time.monotonic()
-                for entry_id, fields in await self._stream.claim_from_dead_workers(5 * self.settings.heartbeat_s):
-                    self._start(entry_id, fields, reclaimed=True)
+                for entry in await self._stream.claim_from_dead_workers(5 * self.settings.heartbeat_s):
+                    self._start(entry, reclaimed=True)
             room = self.settings.max_inflight - len(self._inflight)
+            while room > 0 and self._backlog:
+                self._start(self._backlog.popleft(), reclaimed=False)
+                room -= 1
             if room <= 0:
                 await asyncio.wait(list(self._inflight.values()), return_when=asyncio.FIRST_COMPLETED)
                 continue
-            for entry_id, fields in await self._stream.next_requests(min(room, 32)):
-                self._start(entry_id, fields, reclaimed=False)
+            for entry in await self._stream.next_requests(min(room, 32)):
+                if room > 0:
+                    self._start(entry, reclaimed=False)
+                    room -= 1
+                else:
+                    self._backlog.append(entry)
 
-    def _start(self, entry_id: str, fields: dict, reclaimed: bool) -> None:
-        task = asyncio.create_task(self._handle(entry_id, fields, reclaimed))
-        self._inflight[entry_id] = task
+    def _start(self, entry: Entry, reclaimed: bool) -> None:
+        task = asyncio.create_task(self._handle(entry, reclaimed))
+        self._inflight[entry.key] = task
         metrics.inflight_requests.labels(self.settings.worker_id).set(len(self._inflight))
-        task.add_done_callback(lambda _t: self._done(entry_id))
+        task.add_done_callback(lambda _t: self._done(entry.key))
 
-    def _done(self, entry_id: str) -> None:
-        self._inflight.pop(entry_id, None)
+    def _done(self, key: tuple[str, str]) -> None:
+        self._inflight.pop(key, None)
         metrics.inflight_requests.labels(self.settings.worker_id).set(len(self._inflight))
 
-    async def _handle(self, entry_id: str, fields: dict, reclaimed: bool) -> None:
+    async def _handle(self, entry: Entry, reclaimed: bool) -> None:
         try:
-            request = parse_request(fields)
+            request = parse_request(entry.fields)
         except Exception:
-            log.exception("dropping malformed request entry %s", entry_id)
-            await self._stream.ack(entry_id)
+            log.exception("dropping malformed request entry %s of %s", entry.entry_id, entry.stream)
+            await self._stream.ack(entry)
             return
         rid = request.request_id
         traced = spans.RequestTrace.begin(request)
         try:
+            if request.program_id is not None:
+                await self._record_holder(request.program_id)
             if reclaimed and await self._stream.has_output(rid):
                 await self._out.emit(rid, ErrorEvent(status=503, code="worker_lost",
                                                       message="the engine worker serving this request died"))
@@ -119,7 +135,7 @@ class EngineWorker:
                                      requeue_at_back=self.settings.policy == "vllm", swap=self._swap,
                                      lengths=self._lengths)
             self._sessions[rid] = session
-            final = await session.run()
+            final = (await session.run()).model_copy(update={"worker_id": self.settings.worker_id})
             traced.finish(final)
             await self._emit(rid, final)
         except Exception as exc:
@@ -129,7 +145,13 @@ class EngineWorker:
         finally:
             traced.end()
             self._sessions.pop(rid, None)
-            await self._stream.ack(entry_id)
+            await self._stream.ack(entry)
+
+    async def _record_holder(self, program_id: str) -> None:
+        try:
+            await self._stream.record_holder(program_id, self.settings.program_affinity_ttl_s)
+        except aioredis.RedisError as exc:  # affinity is an optimisation: never fail a request for it
+            log.warning("could not record program %s's holder: %s", program_id, exc)
 
     def _running_context(self) -> int:
         """Context tokens of this worker's requests that are not paused (C_batch)."""
@@ -200,7 +222,7 @@ class EngineWorker:
             "scheduler_options": s.scheduler_options,
             "duration_estimate": s.duration_estimate, "inflight": len(self._inflight),
             "paused": len(self._paused_ids), "max_model_len": s.max_model_len, "kv_cache_bytes": s.kv_cache_bytes,
-            "heartbeat_at": time.time(),
+            "backlog": len(self._backlog), "heartbeat_at": time.time(),
         }
 
     async def _heartbeat_once(self) -> None:

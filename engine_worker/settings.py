@@ -57,6 +57,13 @@ class WorkerSettings(CommonSettings):
     metrics_host: str = "127.0.0.1"
     """Address the metrics port binds; 0.0.0.0 in containers so Prometheus can scrape it."""
     heartbeat_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+    """Status in WORKERS_HASH this often; 5 missed ones and the others adopt this worker's requests."""
+    program_affinity_ttl_s: Annotated[float, Field(gt=0, le=86_400)] = 600.0
+    """How long this worker stays a program's holder (augserve:program:<id>) after starting one of
+    its requests; the gateway's program-affinity routing sends the program's next calls here. A
+    bounded guess: whether the program's prefix is still in this worker's prefix cache is not
+    known outside vLLM (it may be evicted sooner under memory pressure), and 10 minutes covers the
+    gaps between an agent's calls (tool and human turns) without pinning a program forever."""
     policy: Literal["preserve", "vllm", "improved-discard", "swap", "infercept", "infercept-code", "continuum"] = "infercept"
     """What a paused request's KV cache gets (engine_worker/policies/handling.py): `preserve` keeps
     it, `vllm` discards it and re-queues the resumed request at the back, `improved-discard`

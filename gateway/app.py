@@ -15,6 +15,7 @@ from gateway.engine import EngineClient
 from gateway.metrics import MetricsMiddleware
 from gateway.prompts import PromptRenderer
 from gateway.routes import health, metrics, v1
+from gateway.routing import Router
 from gateway.settings import GatewaySettings
 
 
@@ -30,7 +31,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                                max_connections=settings.redis_max_connections)
         app.state.renderer = renderer
         app.state.redis = redis
-        app.state.engine = EngineClient(redis)
+        app.state.engine = EngineClient(redis, Router(redis, settings.routing, settings.routing_margin,
+                                                       settings.worker_stale_s))
         app.state.created = int(time.time())
         try:
             yield

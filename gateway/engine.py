@@ -1,7 +1,8 @@
 """The gateway's side of the engine protocol: submit an EngineRequest, read its output events.
 
 Requests go onto ENGINE_REQUEST_STREAM (engine workers pull them through a consumer group, so load
-balances by pull). A request's events come back on output_stream(request_id), one field `event`
+balances by pull), or, with program-affinity routing, onto the own stream of the worker holding the
+request's program (gateway/routing.py). A request's events come back on output_stream(request_id), one field `event`
 holding an OutputEnvelope; the stream is read from its start, so events written before the gateway
 starts reading are never missed, and deleted once the request is over.
 """
@@ -17,9 +18,11 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import MaxConnectionsError, RedisError
 
-from common.names import ENGINE_REQUEST_STREAM, output_stream
+from common.names import WORKER_STREAMS_SET, output_stream
 from common.schemas import EngineRequest, ErrorEvent, FinalEvent, OutputEnvelope, OutputEvent
 from gateway.errors import ApiError
+from gateway.metrics import ROUTED
+from gateway.routing import Router
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +31,24 @@ MAX_BLOCK_S = 1.0
 
 
 class EngineClient:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, router: Router) -> None:
         self.redis = redis
+        self.router = router
         self._cleanups: set[asyncio.Task] = set()
 
     async def submit(self, request: EngineRequest) -> None:
         try:
-            await self.redis.xadd(ENGINE_REQUEST_STREAM, {"request": request.model_dump_json()})
+            placement = await self.router.place(request.program_id)
+            if placement.decision and placement.decision.worker_id:
+                # Registered with the entry, atomically: should the worker die before reading its
+                # stream, the others find the stream in the registry and adopt the entry.
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.sadd(WORKER_STREAMS_SET, placement.decision.worker_id)
+                    pipe.xadd(placement.stream, {"request": request.model_dump_json()})
+                    await pipe.execute()
+            else:
+                await self.redis.xadd(placement.stream, {"request": request.model_dump_json()})
+            ROUTED.labels(route=placement.route, reason=placement.reason).inc()
         except RedisError as exc:
             raise ApiError(503, f"the engine queue is unavailable: {exc}", code="engine_unavailable") from exc
 

@@ -28,6 +28,11 @@ TPOT = Histogram(
     f"{PREFIX}time_per_output_token_seconds", "Time per output token after the first, API calls excluded",
     buckets=LATENCY_BUCKETS,
 )
+ROUTED = Counter(
+    f"{PREFIX}routed_requests_total", "Routing decisions: route=affinity (the program holder's own stream) or "
+    "shared (the pull-balanced stream), reason=holder|pull|no_program|no_holder|holder_dead|holder_overloaded",
+    ["route", "reason"],
+)
 INFLIGHT = Gauge(f"{PREFIX}inflight_requests", "Completion requests being served (streams included)")
 
 

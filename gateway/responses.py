@@ -2,7 +2,8 @@
 
 Extension fields, in a non-streaming response and in the stream chunk that carries finish_reason:
 `interceptions` (list of InterceptionRecord dicts, top level) and, when the request asked for
-`return_token_ids`, `prompt_token_ids` (top level) and `token_ids` (in the choice).
+`return_token_ids`, `prompt_token_ids` (top level) and `token_ids` (in the choice). The standard
+`system_fingerprint` there names the engine worker that served the request.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ class Exchange:
 def finished(ex: Exchange, final: FinalEvent, body: dict[str, Any]) -> dict[str, Any]:
     """Adds the extension fields to the body that carries finish_reason."""
     body["interceptions"] = [r.model_dump(mode="json") for r in final.interceptions]
+    if final.worker_id is not None:
+        # OpenAI's field for "the backend configuration that served this": here, the worker.
+        body["system_fingerprint"] = final.worker_id
     if ex.prompt_token_ids is not None:
         body["prompt_token_ids"] = ex.prompt_token_ids
         if body["choices"]:

@@ -38,6 +38,17 @@ class GatewaySettings(CommonSettings):
     redis_max_connections: Annotated[int, Field(ge=8, le=100_000)] = 4096
     """Each in-flight request holds one connection while it waits on its output (XREAD BLOCK), so
     this caps concurrent requests; past it a request gets a 503 (redis-py's default is only 100)."""
+    routing: Literal["pull", "program-affinity"] = "pull"
+    """How a request reaches an engine worker (gateway/routing.py). `pull`: every request goes to
+    the shared stream and the worker with room takes it. `program-affinity` (Autellix): a request
+    with a program id goes to the own stream of the worker that holds its program's KV/prefix,
+    when that worker is alive and not overloaded; every other request goes to the shared stream."""
+    routing_margin: Annotated[float, Field(ge=0, le=100_000)] = 4.0
+    """Program affinity yields to balance when the holder has more than this many in-flight
+    requests (running, queued or paused, from its heartbeat) above the least-loaded live worker."""
+    worker_stale_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    """A worker whose heartbeat is older than this is dead to routing (5 x the workers' default
+    heartbeat_s of 2 s, the rule by which workers adopt each other's requests)."""
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
     @field_validator("api_keys", mode="before")

@@ -34,6 +34,9 @@ class StackConfig:
     worker_env: dict[str, str] = field(default_factory=dict)
     """Extra AUGSERVE_* settings of the engine worker (KV pool size, policy, ...)."""
     gateway_env: dict[str, str] = field(default_factory=dict)
+    extra_engine_workers: tuple[str, ...] = ()
+    """Worker ids of more engine workers beside engine-0 (same settings, no metrics port), started
+    alongside it so their start-ups overlap."""
     otlp_endpoint: str | None = None
     """OTLP/HTTP collector every service sends its spans to (AUGSERVE_OTLP_ENDPOINT); None: the
     environment's, if any (children inherit it)."""
@@ -77,10 +80,11 @@ def estimator_service(cfg: StackConfig) -> Service:
     return python_module("estimator", "estimator", env={**cfg.common_env(), "AUGSERVE_ESTIMATOR_PORT": str(cfg.estimator_port)})
 
 
-def engine_service(cfg: StackConfig, worker_id: str = "engine-0") -> Service:
+def engine_service(cfg: StackConfig, worker_id: str = "engine-0", metrics_port: int | None = None) -> Service:
     env = {
         **cfg.common_env(), "AUGSERVE_MODEL_PATH": cfg.model_path, "AUGSERVE_WORKER_ID": worker_id,
-        "AUGSERVE_METRICS_PORT": str(cfg.engine_metrics_port), **cfg.worker_env,
+        "AUGSERVE_METRICS_PORT": str(cfg.engine_metrics_port if metrics_port is None else metrics_port),
+        **cfg.worker_env,
     }
     return python_module(worker_id, "engine_worker", env=env)
 
@@ -115,7 +119,14 @@ class Stack:
             self._step(executor_service(cfg), lambda: port_open(cfg.executor_metrics_port), 60, "metrics port")
             self._step(estimator_service(cfg), lambda: _http_ok(f"http://127.0.0.1:{cfg.estimator_port}/health"), 60, "/health")
             client = redis.Redis.from_url(cfg.redis_url)
+            extra = [engine_service(cfg, worker_id, metrics_port=0) for worker_id in cfg.extra_engine_workers]
+            for service in extra:
+                service.start(cfg.state_dir / "logs")
+                self.services.append(service)
             self._step(engine_service(cfg), lambda: client.hexists(WORKERS_HASH, "engine-0"), 300, "heartbeat")
+            for service in extra:
+                service.wait_until(lambda name=service.name: client.hexists(WORKERS_HASH, name), 300, "heartbeat")
+                self._progress(f"  {service.name} ready (log: {service.log_path})")
             self._step(gateway_service(cfg), lambda: _http_ok(f"{cfg.gateway_url}/health"), 120, "/health")
         except BaseException:
             self.stop()

@@ -2,7 +2,8 @@
 
 Extension fields of the model object: `max_model_len`, and `workers` — the engine worker registry
 (WORKERS_HASH: worker id -> the status object that worker last wrote, e.g. its active policy),
-passed through as is; null when Redis cannot be read.
+passed through as is; null when Redis cannot be read; and `routing`, how this gateway places
+requests on the workers (AUGSERVE_ROUTING, its margin and the heartbeat age that counts as dead).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ async def _model_card(request: Request, settings: SettingsDep, redis: RedisDep) 
         log.warning("worker registry unreadable: %s", exc)
         workers = None
     return {"id": settings.model_id, "object": "model", "created": request.app.state.created,
-            "owned_by": "augserve", "max_model_len": settings.max_model_len, "workers": workers}
+            "owned_by": "augserve", "max_model_len": settings.max_model_len, "workers": workers,
+            "routing": request.app.state.engine.router.describe()}
 
 
 @router.get("/models")
