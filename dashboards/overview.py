@@ -23,6 +23,11 @@ def build() -> Dashboard:
               (q(f'(sum(rate(augserve_gateway_requests_total{{status=~"5.."}}[{RATE}])) or vector(0)) '
                  f'/ sum(rate(augserve_gateway_requests_total[{RATE}]))', "5xx share"),),
               unit="percentunit"),
+        Panel("Routing decisions", "Where the gateway put each request (augserve_gateway_routed_requests_total): "
+              "`affinity` = the own stream of the worker holding its program, `shared` = the pull-balanced "
+              "stream, by reason (pull mode, no program, no/dead/overloaded holder).",
+              (q(f"sum by (route, reason) (rate(augserve_gateway_routed_requests_total[{RATE}]))", "{{route}} {{reason}}"),),
+              unit="reqps"),
         Panel("In-flight requests", "Completion requests being served by the gateway, and requests held by each "
               "engine worker (running, queued in vLLM or paused at an API call).",
               (q("sum(augserve_gateway_inflight_requests)", "gateway"),
