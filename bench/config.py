@@ -29,7 +29,7 @@ from engine_worker.settings import native_bf16
 DEFAULT_POLICIES = ("stock-vllm", "vllm", "improved-discard", "preserve", "swap", "infercept")
 """Systems: `stock-vllm` (vLLM's own server, client-side tool loop) and our engine-worker policies."""
 SCHEDULER_SYSTEMS = ("stock-vllm", "infercept", "infercept+fastserve", "infercept+lamps", "continuum+continuum",
-                     "infercept+autellix")
+                     "infercept+autellix", "fastserve+fastserve")
 """The queue-order schedulers (POLICY+SCHEDULER) beside infercept (FCFS) and stock vLLM."""
 BLOCK_TOKENS = 128
 """vLLM's KV block size on CPU."""
