@@ -29,7 +29,7 @@ from engine_worker.settings import native_bf16
 DEFAULT_POLICIES = ("stock-vllm", "vllm", "improved-discard", "preserve", "swap", "infercept")
 """Systems: `stock-vllm` (vLLM's own server, client-side tool loop) and our engine-worker policies."""
 SCHEDULER_SYSTEMS = ("stock-vllm", "infercept", "infercept+fastserve", "infercept+lamps", "continuum+continuum",
-                     "infercept+autellix")
+                     "infercept+autellix", "fastserve+fastserve")
 """The queue-order schedulers (POLICY+SCHEDULER) beside infercept (FCFS) and stock vLLM."""
 FASTSERVE_SYSTEMS = ("infercept", "infercept+fastserve:preempt=false", "infercept+fastserve",
                      "infercept+fastserve:starvation_s=0.3")

@@ -13,6 +13,8 @@ class EngineSnapshot:
     kv_cache_usage: float = 0.0
     num_running: int = 0
     num_waiting: int = 0
+    steps: int = 0
+    """Engine steps recorded so far: tells the controller whether the usage is older than a release."""
 
 
 LATEST = EngineSnapshot()
@@ -28,6 +30,7 @@ class EngineStatsLogger(StatLoggerBase):
             LATEST.kv_cache_usage = scheduler_stats.kv_cache_usage
             LATEST.num_running = scheduler_stats.num_running_reqs
             LATEST.num_waiting = scheduler_stats.num_waiting_reqs
+            LATEST.steps += 1
 
     def log_engine_initialized(self):
         pass

@@ -11,6 +11,12 @@ Both are one-way for the pause: the resumed request recomputes or loads its cont
 The policy's swap budget per tick is what one forward step of the running batch can hide
 (T_swap(n) = T_fwd(batch)), capped by the room left in the host buffer; a swap decision that
 does not fit the buffer keeps the request preserved.
+
+Pool-aware policies (`fastserve`) also get the pool's free blocks and the reserve to keep. The
+engine reports usage only as of its last step, and a released request's blocks return to the pool
+a few steps after the release (the abort reaches the engine core, a swap's copy-out completes); an
+idle engine does not step at all. Until the engine has stepped past that point, the released
+blocks are counted as free already, so one release is not answered by another every tick.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ log = logging.getLogger(__name__)
 
 HIGH_KV_USAGE = 0.9
 """Above this pool usage a discarded request's blocks are assumed evicted before it resumes."""
+SETTLE_STEPS = 3
+"""Engine steps between a release and its blocks showing as free, beyond a swap's copy steps."""
 
 
 @dataclass
@@ -43,6 +51,8 @@ class Paused:
     """"discard" or "swap" once released."""
     decision: Handling | None = None
     predicted_s: float = 0.0
+    freed_by_step: int = 0
+    """Once released: the engine step by which its blocks are back in the pool (see free_blocks)."""
 
     @property
     def strategy(self) -> str:
@@ -53,7 +63,8 @@ class InterceptController:
     def __init__(self, policy: str, cost_model: CostModel, duration_mode: DurationMode, block_size: int,
                  running_context: Callable[[], int], kv_usage: Callable[[], float],
                  history_remaining: Callable[[str, float], float] | None = None, interval_s: float = 0.05,
-                 swap_capacity_tokens: int = 0, clock: Callable[[], float] = time.monotonic):
+                 swap_capacity_tokens: int = 0, clock: Callable[[], float] = time.monotonic,
+                 total_blocks: int = 0, reserve_blocks: int = 0, engine_steps: Callable[[], int] = lambda: 0):
         self._decide = POLICIES[policy]
         self.policy = policy
         self.cost_model = cost_model
@@ -65,6 +76,10 @@ class InterceptController:
         self._interval_s = interval_s
         self._swap_capacity_tokens = swap_capacity_tokens
         self._clock = clock
+        self.total_blocks = total_blocks
+        """Usable blocks of the KV pool (vLLM's num_gpu_blocks less its null block)."""
+        self.reserve_blocks = reserve_blocks
+        self._engine_steps = engine_steps
         self._paused: dict[str, Paused] = {}
 
     def pause(self, request_id: str, api: str, context_tokens: int, oracle_s: float | None) -> Paused:
@@ -99,8 +114,10 @@ class InterceptController:
             return []
         running = self._running_context()
         room = self.swap_room_tokens()
-        batch = BatchState(running_context_tokens=running,
-                           swap_budget_tokens=min(room, self.cost_model.swap_budget_tokens(running)))
+        step_budget = self.cost_model.swap_budget_tokens(running)
+        batch = BatchState(running_context_tokens=running, swap_budget_tokens=min(room, step_budget),
+                           free_blocks=self.free_blocks(), reserve_blocks=self.reserve_blocks,
+                           block_size=self._block_size)
         decisions = self._decide([self._snapshot(e, now) for e in candidates], batch, self.cost_model)
         for decision in decisions:
             entry = self._paused[decision.request_id]
@@ -112,7 +129,20 @@ class InterceptController:
             if decision.strategy in ("discard", "swap"):
                 entry.released_as = decision.strategy
                 entry.release.set()
+                # The abort lands within a step or two; a swap then copies out within the budget
+                # of each step, and vLLM frees the blocks the step after the copy completes.
+                copy_steps = -(-entry.context_tokens // max(1, step_budget)) if decision.strategy == "swap" else 0
+                entry.freed_by_step = self._engine_steps() + SETTLE_STEPS + copy_steps
         return decisions
+
+    def free_blocks(self) -> int:
+        """Free blocks of the pool as the engine last reported them, plus the blocks of requests
+        released since that the engine has not yet been seen to free."""
+        reported = round(self.total_blocks * (1.0 - self._kv_usage()))
+        step = self._engine_steps()
+        pending = sum(-(-e.context_tokens // self._block_size) for e in self._paused.values()
+                      if e.released_as is not None and step < e.freed_by_step)
+        return max(0, min(self.total_blocks, reported + pending))
 
     def swap_room_tokens(self) -> int:
         """Tokens the host buffer can still take (swapped requests hold theirs until resumed)."""

@@ -55,12 +55,17 @@ class EngineWorker:
         spans.configure(s.worker_id, f"{s.policy}+{s.scheduler}" if s.scheduler != "fcfs" else s.policy,
                         self._profile.cost_model.kv_bytes_per_token)
         history = EstimatorClient.from_url(s.redis_url, time_scale=s.time_scale)
+        # The engine core reports its pool size back to this process's config at start-up; vLLM
+        # keeps one of them as its null block, never allocated.
+        pool_blocks = max(0, (self._engine.vllm_config.cache_config.num_gpu_blocks or 0) - 1)
         self._controller = InterceptController(
             s.policy, self._profile.cost_model, s.duration_estimate,
             block_size=self._engine.vllm_config.cache_config.block_size,
             running_context=self._running_context, kv_usage=lambda: engine_stats.LATEST.kv_cache_usage,
             history_remaining=history.expected_remaining, interval_s=s.policy_interval_s,
-            swap_capacity_tokens=s.swap_space_bytes // self._profile.cost_model.kv_bytes_per_token)
+            swap_capacity_tokens=s.swap_space_bytes // self._profile.cost_model.kv_bytes_per_token,
+            total_blocks=pool_blocks, reserve_blocks=s.reserve_blocks_for(pool_blocks),
+            engine_steps=lambda: engine_stats.LATEST.steps)
         self._swap = SwapChannel(self._redis, s.worker_id)
         self._lengths = OutputLengthHistory()
         metrics.serve(s.metrics_port, s.metrics_host)
@@ -222,7 +227,9 @@ class EngineWorker:
             "scheduler_options": s.scheduler_options,
             "duration_estimate": s.duration_estimate, "inflight": len(self._inflight),
             "paused": len(self._paused_ids), "max_model_len": s.max_model_len, "kv_cache_bytes": s.kv_cache_bytes,
-            "backlog": len(self._backlog), "heartbeat_at": time.time(),
+            "backlog": len(self._backlog),
+            "kv_pool_blocks": self._controller.total_blocks, "offload_reserve_blocks": self._controller.reserve_blocks,
+            "heartbeat_at": time.time(),
         }
 
     async def _heartbeat_once(self) -> None:

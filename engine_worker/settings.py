@@ -64,12 +64,19 @@ class WorkerSettings(CommonSettings):
     bounded guess: whether the program's prefix is still in this worker's prefix cache is not
     known outside vLLM (it may be evicted sooner under memory pressure), and 10 minutes covers the
     gaps between an agent's calls (tool and human turns) without pinning a program forever."""
-    policy: Literal["preserve", "vllm", "improved-discard", "swap", "infercept", "infercept-code", "continuum"] = "infercept"
+    policy: Literal["preserve", "vllm", "improved-discard", "swap", "infercept", "infercept-code", "continuum",
+                    "fastserve"] = "infercept"
     """What a paused request's KV cache gets (engine_worker/policies/handling.py): `preserve` keeps
     it, `vllm` discards it and re-queues the resumed request at the back, `improved-discard`
     discards and keeps its original place, `swap` copies it to the host buffer, `infercept`
     chooses by minimum waste every tick, `infercept-code` is the released code's variant of that
-    rule, `continuum` pins it for a TTL then evicts it."""
+    rule, `continuum` pins it for a TTL then evicts it, `fastserve` keeps it until the pool's free
+    blocks fall below `offload_reserve_blocks`, then swaps out the latest to resume first."""
+    offload_reserve_blocks: Annotated[int, Field(ge=0)] | None = None
+    """Free KV blocks the `fastserve` policy keeps for the running batch to grow into (FastServe:
+    the maximum batch size). None: one block per running slot, min(max_num_seqs, pool blocks // 2):
+    each running request holds at least one block and may need one more, so no more than half the
+    pool's blocks can be running slots with a block to grow into."""
     scheduler: Literal["fcfs", "fastserve", "lamps", "continuum", "autellix"] = "fcfs"
     """Queue order in the engine (engine_worker/queue_scheduler.py): FCFS by original arrival,
     FastServe's skip-join MLFQ, LAMPS' memory-over-time ranking, Continuum's program-level FCFS,
@@ -87,3 +94,9 @@ class WorkerSettings(CommonSettings):
     @property
     def engine_dtype(self) -> str:
         return engine_dtype_for(self.dtype)
+
+    def reserve_blocks_for(self, pool_blocks: int) -> int:
+        """The `fastserve` policy's reserve in a pool of this many usable blocks."""
+        if self.offload_reserve_blocks is not None:
+            return self.offload_reserve_blocks
+        return min(self.max_num_seqs, pool_blocks // 2)

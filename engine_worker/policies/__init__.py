@@ -6,5 +6,6 @@ returning frozen decisions. The engine mechanism applies them; a simulator can r
 Handling (what a paused request's KV gets): handling.POLICIES, built on waste.py and cost_model.py.
 Queue order (who runs first, and so who is preempted last): schedulers.SCHEDULERS, each a
 queue_order.QueueOrder over queue_order.QueuedRequest snapshots (fcfs, fastserve, lamps,
-continuum, autellix); kv_offload.py plans proactive offload/upload from such an order.
+continuum, autellix); kv_offload.py plans proactive offload/upload from such an order, and the
+`fastserve` handling policy (fastserve_offload.py) applies its offload part to paused requests.
 """

@@ -38,6 +38,12 @@ class BatchState:
     """Context tokens of the requests running this iteration (C_batch)."""
     swap_budget_tokens: int
     """Tokens the swap path may move this iteration (shared by out and in)."""
+    free_blocks: int = 0
+    """Free blocks in the KV pool (what the pool-aware `fastserve` policy keeps above its reserve)."""
+    reserve_blocks: int = 0
+    """Blocks to keep free for the running batch to grow into; 0 (the default) never offloads."""
+    block_size: int = 16
+    """Tokens per KV block, to turn a paused context into the blocks offloading it frees."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,15 @@ def _continuum(paused: list[PausedRequest], batch: BatchState, cm: CostModel) ->
     return pin_with_ttl(paused, batch, cm)
 
 
-PolicyName = Literal["infercept", "infercept-code", "vllm", "improved-discard", "preserve", "swap", "continuum"]
+def _fastserve(paused: list[PausedRequest], batch: BatchState, cm: CostModel) -> list[Handling]:
+    # Imported on call, as _continuum: fastserve_offload.py builds on this module's types.
+    from engine_worker.policies.fastserve_offload import offload_ahead
+
+    return offload_ahead(paused, batch, cm)
+
+
+PolicyName = Literal["infercept", "infercept-code", "vllm", "improved-discard", "preserve", "swap", "continuum",
+                     "fastserve"]
 
 POLICIES: dict[str, Callable[[list[PausedRequest], BatchState, CostModel], list[Handling]]] = {
     "infercept": infercept,
@@ -119,4 +133,5 @@ POLICIES: dict[str, Callable[[list[PausedRequest], BatchState, CostModel], list[
     "preserve": _always("preserve"),
     "swap": _always("swap"),
     "continuum": _continuum,  # pinned for a TTL, then evicted (continuum.py)
+    "fastserve": _fastserve,  # preserved; the latest to resume swapped out ahead of need (fastserve_offload.py)
 }

@@ -42,3 +42,21 @@ def test_profiles_and_overrides():
     assert full.policies == ("stock-vllm", "vllm", "improved-discard", "preserve", "swap", "infercept")
     assert len(full.rates) >= 3 and full.overhead_window_s > 0 and set(full.overhead_systems) == {"infercept", "stock-vllm"}
     assert resolve_dtype("float16") == "float16" and resolve_dtype("auto") in (None, "float32")
+
+
+def test_every_profile_system_is_a_worker_policy_and_scheduler_or_stock_vllm():
+    # A typo in a profile would otherwise surface only when the worker refuses it mid-benchmark.
+    from typing import get_args
+
+    from bench.systems import split_system
+    from bench.tool_loop import STOCK_SYSTEM
+    from engine_worker.settings import WorkerSettings
+
+    policies = set(get_args(WorkerSettings.model_fields["policy"].annotation))
+    schedulers = set(get_args(WorkerSettings.model_fields["scheduler"].annotation))
+    assert "fastserve+fastserve" in PROFILES["schedulers"].policies
+    for cfg in PROFILES.values():
+        for system in cfg.policies:
+            if system != STOCK_SYSTEM:
+                policy, scheduler, _options = split_system(system)
+                assert policy in policies and scheduler in schedulers, system

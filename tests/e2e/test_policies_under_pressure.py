@@ -2,7 +2,9 @@
 
 The KV pool holds 10 blocks (1,280 tokens) and three requests of ~420-token contexts pause at a
 3-second call at the same time: preserve alone cannot hold all three (the third waits for blocks),
-discard and swap free the pool, infercept chooses. The KV moves must change nothing but cost.
+discard and swap free the pool, infercept chooses, fastserve swaps out the latest to resume once
+the free blocks fall below its reserve (its default for this pool: 4 of the 9 usable blocks). The
+KV moves must change nothing but cost.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ PLAN = {"segments": [
 ]}
 
 
+WORKERS: dict[str, dict] = {}
+"""Each policy's worker status (its heartbeat), read while its stack runs."""
+
+
 def _pool_bytes() -> int:
     dtype = WorkerSettings(model_path=str(build_tiny())).engine_dtype
     return POOL_BLOCKS * BLOCK * kv_bytes_per_token(str(build_tiny()), dtype)
@@ -46,7 +52,7 @@ async def _run_three(url: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def bodies(tmp_path_factory) -> dict[str, list[dict]]:
     out = {}
-    for policy in ("preserve", "improved-discard", "swap", "infercept"):
+    for policy in ("preserve", "improved-discard", "swap", "infercept", "fastserve"):
         cfg = StackConfig(
             model_path=str(build_tiny()), state_dir=tmp_path_factory.mktemp(f"pressure-{policy}"),
             gateway_port=free_port(), engine_metrics_port=free_port(), estimator_port=free_port(),
@@ -58,6 +64,7 @@ def bodies(tmp_path_factory) -> dict[str, list[dict]]:
         stack = Stack(cfg).start()
         try:
             out[policy] = asyncio.run(_run_three(cfg.gateway_url))
+            WORKERS[policy] = stack.worker_status()
         finally:
             stack.stop()
     return out
@@ -74,6 +81,14 @@ def test_the_policies_really_moved_kv(bodies):
     assert strategies["preserve"] == {"preserve"}
     assert strategies["improved-discard"] == {"discard"}
     assert "swap" in strategies["swap"]
+    # Three 4-block contexts in 9 blocks: two paused ones leave 1 free, below the reserve of 4.
+    assert "swap" in strategies["fastserve"]
+
+
+def test_the_worker_sees_the_pool_the_engine_allocated(bodies):
+    # vLLM's num_gpu_blocks, reported back to the worker's process, less the null block.
+    assert WORKERS["fastserve"]["kv_pool_blocks"] == POOL_BLOCKS - 1
+    assert WORKERS["fastserve"]["offload_reserve_blocks"] == (POOL_BLOCKS - 1) // 2
 
 
 def test_every_policy_yields_the_same_greedy_tokens_under_pressure(bodies):
