@@ -100,7 +100,7 @@ class BenchConfig:
 PROFILES = {
     "full": BenchConfig(profile="full"),
     "schedulers": BenchConfig(profile="schedulers", policies=SCHEDULER_SYSTEMS, rates=(0.5,), overhead_systems=()),
-    "fastserve": BenchConfig(profile="fastserve", policies=FASTSERVE_SYSTEMS, rates=(1.0,), overhead_systems=(),
+    "fastserve": BenchConfig(profile="fastserve", policies=FASTSERVE_SYSTEMS, rates=(0.6,), overhead_systems=(),
                              worker_env={"AUGSERVE_MAX_NUM_SEQS": str(FASTSERVE_MAX_NUM_SEQS)}),
     "quick": BenchConfig(profile="quick", policies=("stock-vllm", "infercept"), rates=(0.5,), window_s=20.0,
                          drain_s=10.0, overhead_window_s=QUICK_OVERHEAD_WINDOW_S, start_together=True),

@@ -157,6 +157,10 @@ class PolicyScheduler(Scheduler):
             del self._state_since[key]
 
     # -- time slicing ------------------------------------------------------------------------------
+    def _running_since(self, request) -> float:
+        state, since = self._state_since.get(self._key(request), ("running", time.time()))
+        return since if state == "running" else time.time()
+
     def _hand_over_slots(self) -> None:
         """Preempts the running requests that better-ranked waiting ones displace (the ranks were
         just set by _reorder). Only requests ready to run now count as waiting: one still loading
@@ -166,7 +170,10 @@ class PolicyScheduler(Scheduler):
         if not waiting or not self.running:
             return
         free = self.max_num_active_reqs - len(self.running) - self.num_waiting_for_streaming_input
-        running = {r.request_id: r.priority for r in self.running}
+        now = time.time()
+        # Only those that have run long enough for their recompute to be worth it may be displaced.
+        running = {r.request_id: r.priority for r in self.running
+                   if self._policy.preemptible(r.num_computed_tokens, now - self._running_since(r))}
         victims = time_slice_victims(running, waiting, max(0, free))
         timestamp = time.monotonic()
         for request_id in victims:

@@ -10,8 +10,10 @@ Contract for the caller:
   missing while it is away at its call: stateful policies keep what they must carry across the
   call (FastServe's level) for a bounded time and forget the rest of the ids missing from a call
   (finished or aborted); program-level state outlives them.
-- A policy whose order should also take running slots away (MLFQ) has `preemptive = True`; the
-  scheduler then hands slots over by rank (preemption.py). Otherwise ranks decide admission only.
+- A policy whose order should also take running slots away (MLFQ) has `preemptive = True` and
+  `preemptible(computed_tokens, running_for_s)`, which says whether a running request has run long
+  enough to be displaced; the scheduler then hands slots over by rank (preemption.py). Otherwise
+  ranks decide admission only.
 - `observe` is called once per engine iteration, even when nothing ran (`ran` empty): policies
   count iterations with it (LAMPS' re-sort cadence and starvation counters).
 - Both take `now` from the caller (the same monotonic clock as the snapshots' times).

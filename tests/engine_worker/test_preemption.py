@@ -72,3 +72,11 @@ def test_fastserve_keeps_the_level_of_a_request_away_at_a_call():
     assert policy.level_of("r") == 2  # back where it left, not at its skip-join level (3 for 40 tokens)
     policy.order([QueuedRequest("other", 1.0, "waiting", 0)], 200.0)
     assert policy.level_of("r") is None  # gone past memory_s: forgotten
+
+
+def test_a_running_job_is_preemptible_only_after_running_its_recompute_cost_times_the_factor():
+    policy = FastServe(CM, min_slice_recomputes=4.0)
+    # 200 computed tokens recompute in 0.21 s here, so it must have run 0.84 s since admission.
+    assert not policy.preemptible(200, 0.8)
+    assert policy.preemptible(200, 0.85)
+    assert FastServe(CM, min_slice_recomputes=0.0).preemptible(10_000, 0.0)
