@@ -55,7 +55,7 @@ class Handling:
     waste_swap: float
 
 
-def _figures(p: PausedRequest, batch: BatchState, cm: CostModel) -> tuple[float, float, float]:
+def waste_figures(p: PausedRequest, batch: BatchState, cm: CostModel) -> tuple[float, float, float]:
     others = batch.running_context_tokens
     return (
         waste.preserve(p.expected_duration_s, p.context_tokens, cm),
@@ -67,7 +67,7 @@ def _figures(p: PausedRequest, batch: BatchState, cm: CostModel) -> tuple[float,
 def infercept(paused: list[PausedRequest], batch: BatchState, cm: CostModel) -> list[Handling]:
     """The paper's rule: sort by min(preserve, chunked discard) descending; swap out in that order
     while the swap budget lasts; the rest discard if that wastes less, else preserve."""
-    scored = [(p, *_figures(p, batch, cm)) for p in paused]
+    scored = [(p, *waste_figures(p, batch, cm)) for p in paused]
     scored.sort(key=lambda s: (-min(s[1], s[2]), s[0].request_id))
     budget = batch.swap_budget_tokens
     out: list[Handling] = []
@@ -87,7 +87,7 @@ def infercept_code(paused: list[PausedRequest], batch: BatchState, cm: CostModel
     discard waste is below their preserve waste are discarded, except the one with the highest
     discard waste, which is swapped out when the budget takes it (the code swaps it partially;
     our swap moves whole requests), else kept."""
-    scored = [(p, *_figures(p, batch, cm)) for p in paused]
+    scored = [(p, *waste_figures(p, batch, cm)) for p in paused]
     candidates = [s for s in scored if s[2] < s[1]]
     spared = max(candidates, key=lambda s: (s[2], s[0].request_id))[0].request_id if candidates else None
     out = []
@@ -102,7 +102,7 @@ def infercept_code(paused: list[PausedRequest], batch: BatchState, cm: CostModel
 
 def _always(strategy: Strategy) -> Callable[[list[PausedRequest], BatchState, CostModel], list[Handling]]:
     def policy(paused: list[PausedRequest], batch: BatchState, cm: CostModel) -> list[Handling]:
-        return [Handling(p.request_id, strategy, *_figures(p, batch, cm)) for p in paused]
+        return [Handling(p.request_id, strategy, *waste_figures(p, batch, cm)) for p in paused]
 
     policy.__name__ = f"always_{strategy}"
     return policy
