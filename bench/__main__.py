@@ -51,8 +51,8 @@ def _env(text: str) -> tuple[str, str]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description="Benchmark intercept policies on the whole stack.")
     p.add_argument("--quick", action="store_true", help="the quick profile (< 3 min on 2 cores); default: full (~25 min)")
-    p.add_argument("--profile", choices=sorted(PROFILES), help="a named profile: full, quick, or schedulers (the queue-order "
-                   "schedulers beside infercept and stock vLLM)")
+    p.add_argument("--profile", choices=sorted(PROFILES), help="a named profile: full, quick, schedulers (the queue-order "
+                   "schedulers beside infercept and stock vLLM) or fastserve (FCFS vs MLFQ on heavy-tailed lengths)")
     p.add_argument("--systems", "--policies", dest="policies", type=_names,
                    help="comma-separated systems: stock-vllm and/or engine policies (one fresh stack each)")
     p.add_argument("--rates", type=_floats, help="request rates (req/s) to sweep, e.g. 0.5,1,2")
@@ -63,6 +63,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--types", type=_types, help=f"request types: all, or some of {','.join(REQUEST_TYPES)}")
     p.add_argument("--time-scale", type=float, help="stand-in call durations = trace api_time x this")
     p.add_argument("--token-scale", type=float, help="multiplies every token count of the trace")
+    p.add_argument("--output-lengths", choices=("trace", "pareto"),
+                   help="trace: the trace's segments and calls; pareto: no calls, heavy-tailed output lengths")
+    p.add_argument("--pareto-alpha", type=float, help="tail index of the pareto output lengths (near 1: heavier)")
+    p.add_argument("--pareto-min-tokens", type=int, help="scale (smallest length) of the pareto output lengths")
     p.add_argument("--context-cap", type=int, help="prompt + generated + returned tokens per request")
     p.add_argument("--kv-cache-mb", type=float, help="the engine's KV pool in MB (default: the profile's)")
     p.add_argument("--kv-cache-tokens", type=int, help="the KV pool in tokens of the served model (instead of MB)")

@@ -92,6 +92,11 @@ class BenchConfig:
     overhead_window_s: float = 30.0
     """Closed-loop window of the zero-interception run; 0 skips it."""
     overhead_concurrency: int = 8
+    output_lengths: Literal["trace", "pareto"] = "trace"
+    """trace: the trace's segments and calls; pareto: no calls and heavy-tailed lengths
+    (workload.heavy_tailed_outputs), FastServe's setting."""
+    pareto_alpha: float = 1.2
+    pareto_min_tokens: int = 8
     start_together: bool = False
     """Start every system at once, then drive them one at a time (the idle ones wait with no
     requests); False: each starts after the previous one stopped."""
@@ -100,7 +105,8 @@ class BenchConfig:
 PROFILES = {
     "full": BenchConfig(profile="full"),
     "schedulers": BenchConfig(profile="schedulers", policies=SCHEDULER_SYSTEMS, rates=(0.5,), overhead_systems=()),
-    "fastserve": BenchConfig(profile="fastserve", policies=FASTSERVE_SYSTEMS, rates=(0.6,), overhead_systems=(),
+    "fastserve": BenchConfig(profile="fastserve", policies=FASTSERVE_SYSTEMS, rates=(1.0,), overhead_systems=(),
+                             output_lengths="pareto", context_cap=512, kv_cache_tokens=1536,
                              worker_env={"AUGSERVE_MAX_NUM_SEQS": str(FASTSERVE_MAX_NUM_SEQS)}),
     "quick": BenchConfig(profile="quick", policies=("stock-vllm", "infercept"), rates=(0.5,), window_s=20.0,
                          drain_s=10.0, overhead_window_s=QUICK_OVERHEAD_WINDOW_S, start_together=True),

@@ -24,7 +24,8 @@ from bench.metrics import system_metrics
 from bench.prompts import PromptBuilder
 from bench.systems import System, make_system, split_system, system_name
 from bench.trace import load_trace
-from bench.workload import BenchRequest, ConversionConfig, closed_loop, open_loop, select, without_calls
+from bench.workload import (BenchRequest, ConversionConfig, closed_loop, heavy_tailed_outputs, open_loop, select,
+                            without_calls)
 
 IDLE_TIMEOUT_S = 60.0
 """After a run, how long the system may take to report no request in flight."""
@@ -182,8 +183,14 @@ def build_workloads(cfg: BenchConfig, prompts: PromptBuilder) -> dict[float, lis
     conv = ConversionConfig(time_scale=cfg.time_scale, token_scale=cfg.token_scale, context_cap=cfg.context_cap,
                             min_prompt_tokens=prompts.min_tokens)
     if cfg.mode == "closed":
-        return {0.0: closed_loop(pool, count=max(256, 100 * cfg.concurrency), seed=cfg.seed, cfg=conv)}
-    return {rate: open_loop(pool, rate=rate, window_s=cfg.window_s, seed=cfg.seed, cfg=conv) for rate in cfg.rates}
+        workloads = {0.0: closed_loop(pool, count=max(256, 100 * cfg.concurrency), seed=cfg.seed, cfg=conv)}
+    else:
+        workloads = {rate: open_loop(pool, rate=rate, window_s=cfg.window_s, seed=cfg.seed, cfg=conv) for rate in cfg.rates}
+    if cfg.output_lengths == "pareto":
+        workloads = {rate: heavy_tailed_outputs(requests, alpha=cfg.pareto_alpha, min_tokens=cfg.pareto_min_tokens,
+                                                context_cap=cfg.context_cap, seed=cfg.seed)
+                     for rate, requests in workloads.items()}
+    return workloads
 
 
 def build_overhead_workload(cfg: BenchConfig, prompts: PromptBuilder) -> list[BenchRequest] | None:

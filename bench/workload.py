@@ -170,3 +170,20 @@ def without_calls(requests: Sequence[BenchRequest]) -> list[BenchRequest]:
     tokens joined into one (same prompt, same total generated tokens, no pauses). On it the two
     systems do the same work, so throughput compares the serving paths' raw overhead."""
     return [replace(r, plan={"segments": [{"generate_tokens": r.generate_tokens}]}) for r in requests]
+
+
+def heavy_tailed_outputs(requests: Sequence[BenchRequest], *, alpha: float, min_tokens: int, context_cap: int,
+                         seed: int) -> list[BenchRequest]:
+    """FastServe's setting: no calls, and each request generates a Pareto(alpha)-distributed number
+    of tokens (scale min_tokens; alpha near 1 is a heavy tail: median min_tokens * 2^(1/alpha),
+    a few requests hundreds of tokens), capped by what its context leaves (same prompts as the
+    trace's). The same seed gives every system the same lengths."""
+    if alpha <= 0 or min_tokens < 1:
+        raise ValueError("alpha must be positive and min_tokens at least 1")
+    out = []
+    for r in requests:
+        rng = random.Random(f"{seed}:pareto:{r.index}")
+        tokens = max(1, min(context_cap - r.prompt_tokens, math.ceil(min_tokens * rng.paretovariate(alpha))))
+        out.append(replace(r, plan={"segments": [{"generate_tokens": tokens}]}))
+    return out
+

@@ -8,7 +8,8 @@ import statistics
 import pytest
 
 from bench.trace import DEFAULT_TRACE, TraceRequest, TraceSegment, load_trace
-from bench.workload import ConversionConfig, closed_loop, open_loop, poisson_arrivals, select, to_plan
+from bench.workload import (ConversionConfig, closed_loop, heavy_tailed_outputs, open_loop, poisson_arrivals, select,
+                            to_plan)
 from common.schemas import Plan
 
 
@@ -118,3 +119,23 @@ class TestOnTheRealTrace:
     def test_unknown_types_are_refused(self):
         with pytest.raises(ValueError, match="unknown request types"):
             select(self.trace, ["poetry"])
+
+
+def test_heavy_tailed_outputs_drop_the_calls_and_draw_a_heavy_tail_within_the_context():
+    requests = open_loop(load_trace(DEFAULT_TRACE), rate=5.0, window_s=100.0, seed=0,
+                         cfg=ConversionConfig(token_scale=0.1, context_cap=512, min_prompt_tokens=20))
+    heavy = heavy_tailed_outputs(requests, alpha=1.2, min_tokens=8, context_cap=512, seed=0)
+    assert [r.prompt_tokens for r in heavy] == [r.prompt_tokens for r in requests]
+    assert all(len(r.plan["segments"]) == 1 and "api" not in r.plan["segments"][0] for r in heavy)
+    Plan.model_validate(heavy[0].plan)
+    lengths = sorted(r.generate_tokens for r in heavy)
+    assert all(1 <= n and r.prompt_tokens + n <= 512 for r, n in zip(heavy, (r.generate_tokens for r in heavy)))
+    median, mean = lengths[len(lengths) // 2], statistics.mean(lengths)
+    assert 12 <= median <= 18  # ceil(8 * 2^(1/1.2)) = 15, give or take the sample
+    assert mean > 2 * median and statistics.pstdev(lengths) > mean  # heavy tail: CV above 1
+    assert heavy_tailed_outputs(requests, alpha=1.2, min_tokens=8, context_cap=512, seed=0) == heavy  # seeded
+
+
+def test_heavy_tailed_outputs_refuse_nonsense():
+    with pytest.raises(ValueError, match="alpha"):
+        heavy_tailed_outputs([], alpha=0.0, min_tokens=8, context_cap=512, seed=0)
