@@ -36,6 +36,12 @@ def output_stream(request_id: str) -> str:
     return f"{PREFIX}:out:{request_id}"
 
 
+def cancelled_request(request_id: str) -> str:
+    """Set by the gateway when a request's client went away (disconnected, timed out): the engine
+    worker serving it aborts it instead of generating for no one. Expires with OUTPUT_STREAM_TTL_S."""
+    return f"{PREFIX}:cancelled:{request_id}"
+
+
 def tool_result_stream(worker_id: str) -> str:
     """Results of the API calls a worker dispatched come back here, never via a Celery backend."""
     return f"{PREFIX}:tool-results:{worker_id}"

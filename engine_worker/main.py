@@ -16,6 +16,7 @@ from engine_worker import metrics, spans
 from engine_worker.engine import build_engine
 from engine_worker.intake import Entry, OutputPublisher, RequestStream, parse_request
 from engine_worker import engine_stats
+from engine_worker.cancellations import CancelWatch
 from engine_worker.cost_profile import describe, load_or_profile
 from engine_worker.intercept_controller import InterceptController
 from engine_worker.kv_swap.channel import SwapChannel
@@ -38,6 +39,9 @@ class EngineWorker:
         """Entries read past this worker's room (XREADGROUP's COUNT is per stream). They are
         pending on this worker already, so they start here as room frees, before any new read."""
         self._sessions: dict[str, RequestSession] = {}
+        self._tasks: dict[str, asyncio.Task] = {}
+        """Request id -> the task serving it, for cancelling a request its client abandoned."""
+        self._cancelled: set[str] = set()
         self._paused_ids: set[str] = set()
 
     async def run(self) -> None:
@@ -75,8 +79,9 @@ class EngineWorker:
         await self._heartbeat_once()
         await self._stream.ensure_group()
         log.info("engine worker %s ready: model %s, policy %s", s.worker_id, s.model_id, s.policy)
+        self._cancels = CancelWatch(self._redis)
         background = [asyncio.create_task(self._tools.read_results()), asyncio.create_task(self._heartbeat()),
-                      asyncio.create_task(self._controller.run())]
+                      asyncio.create_task(self._controller.run()), asyncio.create_task(self._watch_cancellations())]
         try:
             await self._intake()
         finally:
@@ -128,6 +133,7 @@ class EngineWorker:
             return
         rid = request.request_id
         traced = spans.RequestTrace.begin(request)
+        self._tasks[rid] = asyncio.current_task()
         try:
             if request.program_id is not None:
                 await self._record_holder(request.program_id)
@@ -143,6 +149,12 @@ class EngineWorker:
             final = (await session.run()).model_copy(update={"worker_id": self.settings.worker_id})
             traced.finish(final)
             await self._emit(rid, final)
+        except asyncio.CancelledError as exc:
+            if rid not in self._cancelled:
+                raise  # the worker is stopping
+            log.info("request %s cancelled: its client went away", rid)
+            traced.fail(exc)
+            metrics.requests_total.labels(self.settings.worker_id, "cancelled").inc()
         except Exception as exc:
             log.exception("request %s failed", rid)
             traced.fail(exc)
@@ -150,7 +162,23 @@ class EngineWorker:
         finally:
             traced.end()
             self._sessions.pop(rid, None)
+            self._tasks.pop(rid, None)
+            self._cancelled.discard(rid)
             await self._stream.ack(entry)
+
+    async def _watch_cancellations(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.cancel_poll_s)
+            try:
+                cancelled = await self._cancels.cancelled(list(self._tasks))
+            except (aioredis.ConnectionError, aioredis.TimeoutError):
+                log.warning("could not check for cancelled requests")
+                continue
+            for rid in cancelled - self._cancelled:
+                task = self._tasks.get(rid)
+                if task is not None:
+                    self._cancelled.add(rid)
+                    task.cancel()
 
     async def _record_holder(self, program_id: str) -> None:
         try:

@@ -173,7 +173,17 @@ class RequestSession:
 
     # -- the request -------------------------------------------------------------------------
     async def run(self) -> FinalEvent:
-        """One vLLM request while the KV is kept; a new one over the whole context after a discard."""
+        """One vLLM request while the KV is kept; a new one over the whole context after a discard.
+        Cancelled (the client went away), it aborts the vLLM request at once, even while paused at
+        a call: closing the output stream is what makes vLLM abort it."""
+        try:
+            return await self._run()
+        except asyncio.CancelledError:
+            if self._stream is not None:
+                await self._stream.aclose()
+            raise
+
+    async def _run(self) -> FinalEvent:
         req = self.request
         chunk_tokens, segment_index = list(req.prompt_token_ids), 0
         final: FinalEvent | None = None

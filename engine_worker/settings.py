@@ -56,6 +56,8 @@ class WorkerSettings(CommonSettings):
     """Prometheus port of this worker (0: none)."""
     metrics_host: str = "127.0.0.1"
     """Address the metrics port binds; 0.0.0.0 in containers so Prometheus can scrape it."""
+    cancel_poll_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    """How often the worker checks whether the clients of its requests went away (one MGET)."""
     heartbeat_s: Annotated[float, Field(gt=0, le=60)] = 2.0
     """Status in WORKERS_HASH this often; 5 missed ones and the others adopt this worker's requests."""
     program_affinity_ttl_s: Annotated[float, Field(gt=0, le=86_400)] = 600.0

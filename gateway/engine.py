@@ -4,7 +4,8 @@ Requests go onto ENGINE_REQUEST_STREAM (engine workers pull them through a consu
 balances by pull), or, with program-affinity routing, onto the own stream of the worker holding the
 request's program (gateway/routing.py). A request's events come back on output_stream(request_id), one field `event`
 holding an OutputEnvelope; the stream is read from its start, so events written before the gateway
-starts reading are never missed, and deleted once the request is over.
+starts reading are never missed, and deleted once the request is over. A request whose client
+goes away before its end (disconnect, timeout) is marked cancelled, and its worker aborts it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import MaxConnectionsError, RedisError
 
-from common.names import WORKER_STREAMS_SET, output_stream
+from common.names import OUTPUT_STREAM_TTL_S, WORKER_STREAMS_SET, cancelled_request, output_stream
 from common.schemas import EngineRequest, ErrorEvent, FinalEvent, OutputEnvelope, OutputEvent
 from gateway.errors import ApiError
 from gateway.metrics import ROUTED
@@ -88,11 +89,20 @@ class EngineClient:
                         yield event
         finally:
             if not finished:
-                # Timed out, failed or abandoned by the client. Deleting in the background: a
-                # cancelled task may not await here.
-                task = asyncio.get_running_loop().create_task(self._delete(key))
+                # Timed out, failed or abandoned by the client: tell the worker to stop, and drop
+                # the stream. In the background: a cancelled task may not await here.
+                task = asyncio.get_running_loop().create_task(self._abandon(request_id))
                 self._cleanups.add(task)
                 task.add_done_callback(self._cleanups.discard)
+
+    async def _abandon(self, request_id: str) -> None:
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(cancelled_request(request_id), 1, ex=OUTPUT_STREAM_TTL_S)
+                pipe.delete(output_stream(request_id))
+                await pipe.execute()
+        except RedisError:
+            log.warning("could not cancel request %s (its worker finishes it for no one)", request_id)
 
     async def _delete(self, key: str) -> None:
         try:
