@@ -1,4 +1,4 @@
-"""The benchmark's parameters, its two profiles, and sizing the KV pool for a model.
+"""The benchmark's parameters, its profiles, and sizing the KV pool for a model.
 
 Profiles (every field can be overridden on the command line), measured on 2 shared CPU cores with
 the default model (SmolLM2-135M, float32 there):
@@ -9,6 +9,9 @@ the default model (SmolLM2-135M, float32 there):
 - full (~25 min): the five systems (stock-vllm, vllm, improved-discard, preserve, infercept) over
   a rate sweep on the same scaled workload with a longer window, and the zero-interception
   overhead run (infercept vs stock-vllm). One system's start costs ~50-60 s of it.
+- schedulers (~12 min): the queue-order schedulers beside infercept and stock-vllm, 0.5 req/s.
+- fastserve (~8 min per rate): FCFS against FastServe's MLFQ (admission only, 3 s and 300 ms
+  guards) on Pareto output lengths without calls, two running slots.
 Sustainable rate: the highest rate whose normalized latency (slo_statistic) stays under slo_s
 (bench.sustainable). dtype "auto" runs the model in float32 on a CPU without native bf16 (no
 AVX512-BF16/AMX): there bf16 is emulated and 4-7x slower (measured with SmolLM2-135M on an AVX2
