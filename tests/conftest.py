@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import pytest_asyncio
 import redis
+import redis.asyncio as aioredis
 
 from stack.processes import free_port
 from stack.redis_server import redis_url, start_redis
@@ -29,3 +31,11 @@ def redis_client(redis_server) -> Iterator[redis.Redis]:
     client.flushdb()
     yield client
     client.close()
+
+
+@pytest_asyncio.fixture
+async def redis_async(redis_server) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(redis_server, decode_responses=True)
+    await client.flushdb()
+    yield client
+    await client.aclose()

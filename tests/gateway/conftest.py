@@ -103,14 +103,6 @@ class Harness:
 
 
 @pytest_asyncio.fixture
-async def redis_async(redis_server) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_server, decode_responses=True)
-    await client.flushdb()
-    yield client
-    await client.aclose()
-
-
-@pytest_asyncio.fixture
 async def start_gateway(make_settings, redis_async) -> AsyncIterator[Callable[..., Any]]:
     """Starts the app (lifespan included) with settings overrides; stops it after the test."""
     stacks: list[Any] = []
