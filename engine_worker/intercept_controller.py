@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from engine_worker.policies.cost_model import CostModel
 from engine_worker.policies.duration import DurationMode, expected_duration
 from engine_worker.policies.handling import POLICIES, BatchState, Handling, PausedRequest
+from engine_worker.policies.kv_offload import blocks_for
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class InterceptController:
         released since that the engine has not yet been seen to free."""
         reported = round(self.total_blocks * (1.0 - self._kv_usage()))
         step = self._engine_steps()
-        pending = sum(-(-e.context_tokens // self._block_size) for e in self._paused.values()
+        pending = sum(blocks_for(e.context_tokens, self._block_size) for e in self._paused.values()
                       if e.released_as is not None and step < e.freed_by_step)
         return max(0, min(self.total_blocks, reported + pending))
 

@@ -81,7 +81,7 @@ class PolicyScheduler(Scheduler):
         if self._steps % self._config.every == 0:
             self._reorder(now)
             if self._preemptive:
-                self._hand_over_slots()
+                self._hand_over_slots(now)
         self._steps += 1
         output = super().schedule(*args, **kwargs)
         keys = {r.request_id: self._key(r) for r in self.running}
@@ -157,11 +157,12 @@ class PolicyScheduler(Scheduler):
             del self._state_since[key]
 
     # -- time slicing ------------------------------------------------------------------------------
-    def _running_since(self, request) -> float:
-        state, since = self._state_since.get(self._key(request), ("running", time.time()))
-        return since if state == "running" else time.time()
+    def _running_since(self, request, now: float) -> float:
+        """When it was (re-)admitted, as _reorder last saw it (now if it was not seen running)."""
+        state, since = self._state_since.get(self._key(request), ("running", now))
+        return since if state == "running" else now
 
-    def _hand_over_slots(self) -> None:
+    def _hand_over_slots(self, now: float) -> None:
         """Preempts the running requests that better-ranked waiting ones displace (the ranks were
         just set by _reorder). Only requests ready to run now count as waiting: one still loading
         its KV or paused at a call cannot use a slot this step."""
@@ -170,14 +171,13 @@ class PolicyScheduler(Scheduler):
         if not waiting or not self.running:
             return
         free = self.max_num_active_reqs - len(self.running) - self.num_waiting_for_streaming_input
-        now = time.time()
         # Only those that have run long enough for their recompute to be worth it may be displaced.
-        running = {r.request_id: r.priority for r in self.running
-                   if self._policy.preemptible(r.num_computed_tokens, now - self._running_since(r))}
-        victims = time_slice_victims(running, waiting, max(0, free))
+        displaceable = {r.request_id: r for r in self.running
+                        if self._policy.preemptible(r.num_computed_tokens, now - self._running_since(r, now))}
+        victims = time_slice_victims({rid: r.priority for rid, r in displaceable.items()}, waiting, max(0, free))
         timestamp = time.monotonic()
         for request_id in victims:
-            request = next(r for r in self.running if r.request_id == request_id)
+            request = displaceable[request_id]
             if not self._request_blocks_can_be_freed(request):
                 continue  # an in-flight step may still write its blocks: next time
             self.running.remove(request)

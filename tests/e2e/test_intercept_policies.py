@@ -143,13 +143,17 @@ def test_every_policy_yields_the_same_greedy_tokens(results):
     assert tokens["swap"] == tokens["preserve"]
 
 
+def _trace_of(otlp: OtlpReceiver, request_id: str, what: str) -> str:
+    """The trace of a request, once one of its spans has arrived."""
+    ours = otlp.wait_for(lambda got: any(s.attributes.get("augserve.request_id") == request_id for s in got), 60, what)
+    return next(s.trace_id for s in ours if s.attributes.get("augserve.request_id") == request_id)
+
+
 def test_discard_and_recompute_are_spans_of_the_interception(results, otlp: OtlpReceiver):
     _usage, body, _ = results["improved-discard"]
     discarded = {r["call_id"]: r for r in body["interceptions"] if r["strategy"] == "discard"}
     assert discarded
-    ours = otlp.wait_for(lambda got: any(s.attributes.get("augserve.request_id") == body["id"] for s in got), 60,
-                         "span of the discarded request")
-    trace_id = next(s.trace_id for s in ours if s.attributes.get("augserve.request_id") == body["id"])
+    trace_id = _trace_of(otlp, body["id"], "span of the discarded request")
     spans = otlp.wait_for(lambda got: sum(s.name == "kv recompute" for s in got) == len(discarded)
                           and sum(s.name.startswith("interception ") for s in got) == len(body["interceptions"]),
                           60, "recompute spans", trace_id=trace_id)
@@ -173,9 +177,7 @@ def test_swap_out_and_in_are_spans_of_the_interception(results, otlp: OtlpReceiv
     _usage, body, _ = results["swap"]
     swapped = {r["call_id"]: r for r in body["interceptions"] if r["strategy"] == "swap"}
     assert swapped
-    ours = otlp.wait_for(lambda got: any(s.attributes.get("augserve.request_id") == body["id"] for s in got), 60,
-                         "span of the swapped request")
-    trace_id = next(s.trace_id for s in ours if s.attributes.get("augserve.request_id") == body["id"])
+    trace_id = _trace_of(otlp, body["id"], "span of the swapped request")
     spans = otlp.wait_for(lambda got: sum(s.name == "kv swap-in" for s in got) == len(swapped), 60,
                           "swap spans", trace_id=trace_id)
     interceptions = {s.span_id: s for s in spans if s.name.startswith("interception ")}
