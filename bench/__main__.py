@@ -86,8 +86,13 @@ def parser() -> argparse.ArgumentParser:
                    help="seconds of the zero-interception closed-loop run (0: skip it)")
     p.add_argument("--overhead-concurrency", type=int, help="clients of the zero-interception run")
     p.add_argument("--overhead-systems", type=_names, help="systems that run the zero-interception workload")
-    p.add_argument("--start-together", action=argparse.BooleanOptionalAction,
-                   help="start every system at once, then drive them one at a time (quick's default)")
+    p.add_argument("--repeats", type=int, help="runs of each rate per system, interleaved across systems (default 2)")
+    p.add_argument("--max-num-batched-tokens", type=int, help="every engine's step token budget (default 2048)")
+    p.add_argument("--chunked-prefill", dest="enable_chunked_prefill", action=argparse.BooleanOptionalAction,
+                   help="chunked prefill in every engine (default on)")
+    p.add_argument("--async-scheduling", action=argparse.BooleanOptionalAction,
+                   help="vLLM's async scheduling in every engine (default off)")
+    p.add_argument("--cpu-cores", help="cores every engine's threads are bound to, e.g. 0-1 (default: all allowed)")
     p.add_argument("--out", dest="out_dir", type=Path, help="results folder (default bench-results)")
     return p
 
@@ -122,7 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     failed = report.failed_systems(results)
     if failed:
         print(f"failed systems: {', '.join(failed)} (see 'error' in the results file)", file=sys.stderr)
-    return 1 if failed else 0
+    refused = report.refused_comparisons(results)
+    for line in refused:
+        print(f"comparison refused, {line}", file=sys.stderr)
+    return 1 if failed or refused else 0
 
 
 if __name__ == "__main__":

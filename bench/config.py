@@ -2,13 +2,21 @@
 
 Profiles (every field can be overridden on the command line), measured on 2 shared CPU cores with
 the default model (SmolLM2-135M, float32 there):
-- quick (CI smoke, < 3 min): stock-vllm and infercept at 0.5 req/s for 20 s (+ at most 10 s to
-  drain), both started together, then driven one at a time; token counts x0.1 and context cap
-  256, so the KV pool shrinks with them to 768 tokens (6 blocks) and paused requests compete for
-  it; stand-in call times x0.05 (a 28 s human turn becomes 1.4 s).
-- full (~25 min): the five systems (stock-vllm, vllm, improved-discard, preserve, infercept) over
-  a rate sweep on the same scaled workload with a longer window, and the zero-interception
-  overhead run (infercept vs stock-vllm). One system's start costs ~50-60 s of it.
+Every profile starts its systems together, keeps them all up, and drives them one at a time,
+interleaved, each rate `repeats` times (bench.runner), on explicitly equal engines
+(bench.engine_settings).
+- full (the headline, ~100 min): the trace at its real token counts (context cap 2048, as the
+  paper) with a KV pool of 8,192 tokens (64 blocks: ~4 full-length contexts, ~8 of the trace's
+  mean context), so paused requests compete for it; stock-vllm, our `vllm` policy (discard and
+  re-queue on our engine), infercept as the paper writes it and infercept-on-demand, rates swept
+  to past stock vLLM's collapse, 120 s of arrivals + 120 s to drain, twice; stand-in call times
+  x0.05 (a 28 s human turn becomes 1.4 s).
+- quick (CI smoke, < 4 min): stock-vllm and infercept at 0.5 req/s for 20 s (+ at most 10 s to
+  drain), twice; token counts x0.1 and context cap 256, so the KV pool shrinks with them to 768
+  tokens (6 blocks) and paused requests compete for it.
+- scaled (~30 min): the six systems (stock-vllm, vllm, improved-discard, preserve, swap,
+  infercept) over a rate sweep on quick's x0.1 workload with a longer window, and the
+  zero-interception overhead run (infercept vs stock-vllm).
 - schedulers (~12 min): the queue-order schedulers beside infercept and stock-vllm, 0.5 req/s.
 - fastserve (~8 min per rate): FCFS against FastServe's MLFQ (admission only, 3 s and 300 ms
   guards) on Pareto output lengths without calls, two running slots.
@@ -27,10 +35,17 @@ from typing import Literal
 
 from bench.trace import DEFAULT_TRACE
 from engine_worker import cost_profile
-from engine_worker.settings import native_bf16
+from bench.engine_settings import EngineSettings, allowed_cpus
+from engine_worker.settings import WorkerSettings, engine_dtype_for, native_bf16
 
 DEFAULT_POLICIES = ("stock-vllm", "vllm", "improved-discard", "preserve", "swap", "infercept")
 """Systems: `stock-vllm` (vLLM's own server, client-side tool loop) and our engine-worker policies."""
+HEADLINE_SYSTEMS = ("stock-vllm", "vllm", "infercept", "infercept-on-demand")
+"""The full-scale headline: stock vLLM, today's engines' discard-and-requeue on our engine, and
+InferCept's rule as written beside the variant that moves KV only while memory is in demand."""
+HEADLINE_RATES = (0.1, 0.2, 0.3)
+"""Measured: stock vLLM completes every request at 0.1 req/s and half of them at 0.25 (the fair
+benchmark issue's table), so the sweep brackets its collapse."""
 SCHEDULER_SYSTEMS = ("stock-vllm", "infercept", "infercept+fastserve", "infercept+lamps", "continuum+continuum",
                      "infercept+autellix", "fastserve+fastserve")
 """The queue-order schedulers (POLICY+SCHEDULER) beside infercept (FCFS) and stock vLLM."""
@@ -100,19 +115,30 @@ class BenchConfig:
     (workload.heavy_tailed_outputs), FastServe's setting."""
     pareto_alpha: float = 1.2
     pareto_min_tokens: int = 8
-    start_together: bool = False
-    """Start every system at once, then drive them one at a time (the idle ones wait with no
-    requests); False: each starts after the previous one stopped."""
+    repeats: int = 2
+    """Runs of each rate per system, interleaved: every rate once for every system (in an order
+    rotated per rate), then again with the next repeat's seed."""
+    max_num_batched_tokens: int = 2048
+    """The engine step's token budget, for every system (vLLM's default where this machine's
+    defaults are not a control: bench.engine_settings)."""
+    enable_chunked_prefill: bool = True
+    async_scheduling: bool = False
+    cpu_cores: str | None = None
+    """Cores the engines' threads are bound to (VLLM_CPU_OMP_THREADS_BIND); None: every core this
+    process may use."""
 
 
 PROFILES = {
-    "full": BenchConfig(profile="full"),
+    "full": BenchConfig(profile="full", policies=HEADLINE_SYSTEMS, rates=HEADLINE_RATES, window_s=120.0,
+                        drain_s=120.0, token_scale=1.0, context_cap=2048, kv_cache_tokens=8192,
+                        overhead_window_s=0.0),
+    "scaled": BenchConfig(profile="scaled"),
     "schedulers": BenchConfig(profile="schedulers", policies=SCHEDULER_SYSTEMS, rates=(0.5,), overhead_systems=()),
     "fastserve": BenchConfig(profile="fastserve", policies=FASTSERVE_SYSTEMS, rates=(1.0,), overhead_systems=(),
                              output_lengths="pareto", context_cap=512, kv_cache_tokens=1536,
                              worker_env={"AUGSERVE_MAX_NUM_SEQS": str(FASTSERVE_MAX_NUM_SEQS)}),
     "quick": BenchConfig(profile="quick", policies=("stock-vllm", "infercept"), rates=(0.5,), window_s=20.0,
-                         drain_s=10.0, overhead_window_s=QUICK_OVERHEAD_WINDOW_S, start_together=True),
+                         drain_s=10.0, overhead_window_s=QUICK_OVERHEAD_WINDOW_S),
 }
 
 
@@ -130,6 +156,19 @@ def resolve_dtype(dtype: str) -> str | None:
     if dtype != "auto":
         return dtype
     return None if native_bf16() else "float32"
+
+
+def engine_settings(cfg: BenchConfig, sizing: PoolSizing) -> EngineSettings:
+    """The engine every system of the run gets (explicit: bench.engine_settings)."""
+    max_num_seqs = int(cfg.worker_env.get("AUGSERVE_MAX_NUM_SEQS",
+                                          WorkerSettings.model_fields["max_num_seqs"].default))
+    return EngineSettings(
+        dtype=engine_dtype_for(sizing.dtype or "auto"), kv_cache_bytes=sizing.kv_cache_bytes,
+        max_model_len=sizing.max_model_len, max_num_seqs=max_num_seqs,
+        max_num_batched_tokens=max(cfg.max_num_batched_tokens, sizing.max_model_len) if not cfg.enable_chunked_prefill
+        else cfg.max_num_batched_tokens,
+        enable_chunked_prefill=cfg.enable_chunked_prefill, async_scheduling=cfg.async_scheduling,
+        block_size=BLOCK_TOKENS, cpu_cores=cfg.cpu_cores or allowed_cpus())
 
 
 def kv_bytes_per_token(model_dir: Path | str, dtype: str | None = None) -> int:

@@ -28,7 +28,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 2
+from common.engine_facts import COMPARED as COMPARED_FACTS
+
+SCHEMA_VERSION = 3
 STRATEGIES = ("preserve", "discard", "swap")
 
 
@@ -114,14 +116,35 @@ def summary_table(results: dict[str, Any]) -> str:
             _pct(s.get("recompute_share")), _s(None if held is None else held / (1 << 20)),
             _s(waste.get("recomputed_tokens"), 0), _s(s.get("zero_interception_tokens_per_s")),
         ))
-    lines = [_columns(head, rows)]
-    c = results.get("comparison") or {}
-    if c:
+    lines = [_columns(head, rows), "", engine_line(results)]
+    ran = {s["policy"] for s in results["systems"] if s.get("summary")}
+    for c in results.get("comparisons") or []:
+        if not {c["system"], c["baseline"]} <= ran:
+            continue
+        if c.get("refused"):
+            lines.append(f"{c['system']} / {c['baseline']}: NOT COMPARED, {c['refused']}")
+            continue
         at_least = ">=" if (c.get("sustainable_rate_bounds") or [None])[0] == "highest-measured" else ""
-        lines.append(f"\n{c['system']} / {c['baseline']}: completed req/s x{_s(c['completed_per_s_ratio'], 2)}, "
-                     f"sustainable rate {at_least}x{_s(c['sustainable_rate_ratio'], 2)}, "
+        spread = (c.get("ratio_spread") or {}).get("completed_per_s")
+        lines.append(f"{c['system']} / {c['baseline']}: completed req/s x{_s(c['completed_per_s_ratio'], 2)}"
+                     + (f" (repeats x{spread[0]:.2f}-x{spread[1]:.2f})" if spread else "")
+                     + f", sustainable rate {at_least}x{_s(c['sustainable_rate_ratio'], 2)}, "
                      f"zero-interception tokens/s x{_s(c['zero_interception_tokens_per_s_ratio'], 3)} (goal >= 0.97)")
     return "\n".join(lines)
+
+
+def engine_line(results: dict[str, Any]) -> str:
+    """What every engine reported, or which settings differ between them."""
+    check = results.get("engine_check") or {}
+    if not check:
+        return "engines: not checked"
+    if not check["equal"]:
+        return "ENGINES DIFFER: " + "; ".join(f"{f} {v}" for f, v in check["differences"].items())
+    engine = next((s["engine"] for s in results["systems"] if s.get("engine")), None)
+    if engine is None:
+        return "engines: none reported"
+    shown = ", ".join(f"{k}={engine[k]}" for k in COMPARED_FACTS)
+    return f"engines equal (read back from each running engine): {shown}"
 
 
 def _sustained(sus: dict[str, Any]) -> str:
@@ -146,3 +169,8 @@ def write_json(results: dict[str, Any], out_dir: Path, stem: str) -> Path:
 
 def failed_systems(results: dict[str, Any]) -> Sequence[str]:
     return [s["policy"] for s in results["systems"] if not s["ok"]]
+
+
+def refused_comparisons(results: dict[str, Any]) -> Sequence[str]:
+    return [f"{c['system']} / {c['baseline']}: {c['refused']}" for c in results.get("comparisons") or []
+            if c.get("refused")]

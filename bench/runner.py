@@ -12,14 +12,15 @@ import re
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from bench import plots, report, summary
 from bench.client import LoadClient
-from bench.config import BenchConfig, PoolSizing, kv_bytes_per_token, resolve_dtype, size_pool
+from bench.config import BenchConfig, PoolSizing, engine_settings, kv_bytes_per_token, resolve_dtype, size_pool
+from bench.engine_settings import EngineSettings
 from bench.metrics import system_metrics
 from bench.prompts import PromptBuilder
 from bench.systems import System, make_system, split_system, system_name
@@ -87,7 +88,7 @@ def _run_entry(system: System, client: LoadClient, requests: list[BenchRequest],
 
 def _new_result(name: str) -> dict[str, Any]:
     return {"policy": name, "ok": False, "error": None, "error_detail": None, "startup_s": None,
-            "reported_policy": None, "runs": [], "zero_interception": None}
+            "reported_policy": None, "engine": None, "runs": [], "zero_interception": None}
 
 
 def start_system(system: System, result: dict[str, Any], log=print) -> bool:
@@ -103,93 +104,125 @@ def start_system(system: System, result: dict[str, Any], log=print) -> bool:
     return True
 
 
-def drive_system(cfg: BenchConfig, system: System, result: dict[str, Any], workloads: dict[float, list[BenchRequest]],
-                 overhead: list[BenchRequest] | None, prompts: PromptBuilder, steps: Steps, log=print) -> None:
-    """Every run of one started system, in order: the rates, then the zero-interception run."""
+def check_system(system: System, result: dict[str, Any], log=print) -> bool:
+    """A started system says what it is, and what its engine really runs with (result["engine"])."""
     name = system.name
     result["reported_policy"] = system.reported()
     result.update(system.details())
+    facts = system.engine_facts()
+    result["engine"] = facts.model_dump() if facts is not None else None
     if result["reported_policy"] != system_name(*split_system(name)):  # options in any order
         result["error"] = f"the system reports {result['reported_policy']!r}, not {name!r}"
-        log(f"[{name}] FAILED: {result['error']}")
-        return
-    client = system.client(prompts, cfg)
+    elif facts is None:
+        result["error"] = "its engine's effective settings could not be read back"
+    else:
+        return True
+    log(f"[{name}] FAILED: {result['error']}")
+    return False
+
+
+@dataclass(frozen=True)
+class Run:
+    """One measured run: a workload (a rate's open loop, or a closed loop) for every system."""
+
+    label: str
+    requests: list[BenchRequest]
+    rate: float | None
+    concurrency: int | None
+    window_s: float
+    drain_s: float
+    repeat: int = 0
+    zero_interception: bool = False
+
+
+def planned_runs(cfg: BenchConfig, workloads: dict[tuple[int, float], list[BenchRequest]],
+                 overhead: list[BenchRequest] | None) -> list[Run]:
     closed = cfg.mode == "closed"
-    runs: list[tuple[str, list[BenchRequest], dict[str, Any]]] = [
-        (f"{name} " + (f"{cfg.concurrency} clients" if closed else f"rate {key:g}/s"), requests,
-         {"rate": None if closed else key, "concurrency": cfg.concurrency if closed else None,
-          "window_s": cfg.window_s, "drain_s": cfg.drain_s})
-        for key, requests in workloads.items()]
+    runs = [Run(f"{cfg.concurrency} clients" if closed else f"rate {rate:g}/s", requests,
+                None if closed else rate, cfg.concurrency if closed else None, cfg.window_s, cfg.drain_s, repeat)
+            for (repeat, rate), requests in workloads.items()]
     if overhead is not None:
-        runs.append((f"{name} zero-interception {cfg.overhead_concurrency} clients", overhead,
-                     {"rate": None, "concurrency": cfg.overhead_concurrency, "window_s": cfg.overhead_window_s,
-                      "drain_s": cfg.drain_s}))
-    for n, (label, requests, how) in enumerate(runs):
-        entry = _run_entry(system, client, requests, steps.label(label), wait=n < len(runs) - 1, **how)
-        if overhead is not None and n == len(runs) - 1:
-            result["zero_interception"] = entry
-        else:
-            result["runs"].append(entry)
-        if not entry["ok"]:
-            result["error"] = entry["error"]
-            result["error_detail"] = "\n\n".join(f"{s.name}:\n{s.log_tail()}" for s in system.dead())
-            log(f"[{name}] FAILED: {result['error']}")
-            return
-    result["ok"] = True
+        runs.append(Run(f"zero-interception {cfg.overhead_concurrency} clients", overhead, None,
+                        cfg.overhead_concurrency, cfg.overhead_window_s, cfg.drain_s, zero_interception=True))
+    return runs
 
 
-def run_systems(cfg: BenchConfig, systems: list[System], workloads: dict[float, list[BenchRequest]],
-                overhead: list[BenchRequest] | None, prompts: PromptBuilder, steps: Steps, log=print,
-                began: float = 0.0) -> list[dict[str, Any]]:
-    """Each system is driven alone and stopped after its runs. Sequential start (default): each
-    starts when the previous one stopped. cfg.start_together: all start at once (start-up is
-    mostly single-threaded imports, so two overlap well on 2 cores), and each waits idle (no
-    requests: its engine sleeps on its queue) until its turn; only the quick profile does this,
-    to stay under 3 minutes."""
+def rotated(items: list, n: int) -> list:
+    """items starting at position n (mod len): who goes first changes from run to run, so no
+    system always runs right after the same other one."""
+    k = n % len(items) if items else 0
+    return items[k:] + items[:k]
+
+
+def run_systems(cfg: BenchConfig, systems: list[System], runs: list[Run], prompts: PromptBuilder, steps: Steps,
+                log=print, began: float = 0.0) -> list[dict[str, Any]]:
+    """Every system starts at once (start-up is mostly single-threaded imports, so they overlap
+    on 2 cores) and stays up until the end: each is driven while all the others sit loaded and
+    idle beside it, the same for every system. Runs are interleaved: each workload goes to every
+    system in turn (order rotated per run), before the next workload."""
     results = [_new_result(s.name) for s in systems]
-    overhead_for = lambda s: overhead if s.name in cfg.overhead_systems else None  # noqa: E731
     try:
-        if cfg.start_together:
-            log(f"==> starting {len(systems)} systems together")
-            with ThreadPoolExecutor(len(systems)) as pool:  # exits only when every start has ended
-                started = list(pool.map(lambda pair: start_system(*pair, log=log), zip(systems, results)))
-        for i, (system, result) in enumerate(zip(systems, results)):
-            log(f"==> system {i + 1}/{len(systems)}: {system.name} (bench time so far {time.monotonic() - began:.0f}s)")
-            try:
-                if started[i] if cfg.start_together else start_system(system, result, log):
-                    drive_system(cfg, system, result, workloads, overhead_for(system), prompts, steps, log)
-            finally:
-                system.stop()
+        log(f"==> starting {len(systems)} systems together")
+        with ThreadPoolExecutor(len(systems)) as pool:  # exits only when every start has ended
+            started = list(pool.map(lambda pair: start_system(*pair, log=log), zip(systems, results)))
+        live = [i for i, ok in enumerate(started) if ok and check_system(systems[i], results[i], log)]
+        clients = {i: systems[i].client(prompts, cfg) for i in live}
+        log(f"==> {len(live)} systems up (bench time so far {time.monotonic() - began:.0f}s)")
+        for n, run in enumerate(runs):
+            for i in rotated(live, n):
+                system, result = systems[i], results[i]
+                if result["error"] is not None or (run.zero_interception and system.name not in cfg.overhead_systems):
+                    continue
+                entry = _run_entry(system, clients[i], run.requests, steps.label(f"{system.name} {run.label}"),
+                                   rate=run.rate, concurrency=run.concurrency, window_s=run.window_s,
+                                   drain_s=run.drain_s, wait=True)
+                entry["repeat"] = run.repeat
+                if run.zero_interception:
+                    result["zero_interception"] = entry
+                else:
+                    result["runs"].append(entry)
+                if not entry["ok"]:
+                    result["error"] = entry["error"]
+                    result["error_detail"] = "\n\n".join(f"{s.name}:\n{s.log_tail()}" for s in system.dead())
+                    log(f"[{system.name}] FAILED: {result['error']}")
+        for i in live:
+            results[i]["ok"] = results[i]["error"] is None
     finally:
-        for system in systems:  # idempotent: what an interruption left running
+        for system in systems:  # idempotent
             system.stop()
     return results
 
 
-def parameters(cfg: BenchConfig, model_path: Path, sizing: PoolSizing,
-               workloads: dict[float, list[BenchRequest]]) -> dict[str, Any]:
+def parameters(cfg: BenchConfig, model_path: Path, sizing: PoolSizing, engine: EngineSettings,
+               workloads: dict[tuple[int, float], list[BenchRequest]]) -> dict[str, Any]:
     params = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
     params.update(trace=str(cfg.trace), out_dir=str(cfg.out_dir), model_path=str(model_path),
                   kv_cache_bytes=sizing.kv_cache_bytes, pool_tokens=sizing.pool_tokens,
                   max_model_len=sizing.max_model_len, kv_bytes_per_token=sizing.bytes_per_token,
-                  engine_dtype=sizing.dtype or "worker default")
-    params["workload"] = {str(k): {"requests": len(v), "by_type": dict(sorted(Counter(r.type for r in v).items())),
+                  engine_dtype=engine.dtype, engine_settings=asdict(engine))
+    params["workload"] = {f"repeat {k[0]} rate {k[1]:g}": {"requests": len(v), "by_type": dict(sorted(Counter(r.type for r in v).items())),
                                    "generate_tokens": sum(r.generate_tokens for r in v)} for k, v in workloads.items()}
     return params
 
 
-def build_workloads(cfg: BenchConfig, prompts: PromptBuilder) -> dict[float, list[BenchRequest]]:
+def build_workloads(cfg: BenchConfig, prompts: PromptBuilder) -> dict[tuple[int, float], list[BenchRequest]]:
+    """The workload of each (repeat, rate), in run order: repeat r uses seed cfg.seed + r (other
+    requests, arrivals and prompts), every system the same."""
     pool = select(load_trace(cfg.trace), cfg.types)
     conv = ConversionConfig(time_scale=cfg.time_scale, token_scale=cfg.token_scale, context_cap=cfg.context_cap,
                             min_prompt_tokens=prompts.min_tokens)
-    if cfg.mode == "closed":
-        workloads = {0.0: closed_loop(pool, count=max(256, 100 * cfg.concurrency), seed=cfg.seed, cfg=conv)}
-    else:
-        workloads = {rate: open_loop(pool, rate=rate, window_s=cfg.window_s, seed=cfg.seed, cfg=conv) for rate in cfg.rates}
-    if cfg.output_lengths == "pareto":
-        workloads = {rate: heavy_tailed_outputs(requests, alpha=cfg.pareto_alpha, min_tokens=cfg.pareto_min_tokens,
-                                                context_cap=cfg.context_cap, seed=cfg.seed)
-                     for rate, requests in workloads.items()}
+    workloads: dict[tuple[int, float], list[BenchRequest]] = {}
+    for repeat in range(max(1, cfg.repeats)):
+        seed = cfg.seed + repeat
+        for rate in ((0.0,) if cfg.mode == "closed" else cfg.rates):
+            if cfg.mode == "closed":
+                requests = closed_loop(pool, count=max(256, 100 * cfg.concurrency), seed=seed, cfg=conv)
+            else:
+                requests = open_loop(pool, rate=rate, window_s=cfg.window_s, seed=seed, cfg=conv)
+            if cfg.output_lengths == "pareto":
+                requests = heavy_tailed_outputs(requests, alpha=cfg.pareto_alpha, min_tokens=cfg.pareto_min_tokens,
+                                                context_cap=cfg.context_cap, seed=seed)
+            workloads[(repeat, rate)] = [replace(r, run_key=f"{repeat}:{rate:g}") for r in requests]
     return workloads
 
 
@@ -201,7 +234,8 @@ def build_overhead_workload(cfg: BenchConfig, prompts: PromptBuilder) -> list[Be
     pool = select(load_trace(cfg.trace), cfg.types)
     conv = ConversionConfig(time_scale=cfg.time_scale, token_scale=cfg.token_scale, context_cap=cfg.context_cap,
                             min_prompt_tokens=prompts.min_tokens)
-    return without_calls(closed_loop(pool, count=max(256, 100 * cfg.overhead_concurrency), seed=cfg.seed, cfg=conv))
+    requests = without_calls(closed_loop(pool, count=max(256, 100 * cfg.overhead_concurrency), seed=cfg.seed, cfg=conv))
+    return [replace(r, run_key="zero-interception") for r in requests]
 
 
 def run_benchmark(cfg: BenchConfig, log=print) -> tuple[dict[str, Any], Path]:
@@ -214,23 +248,24 @@ def run_benchmark(cfg: BenchConfig, log=print) -> tuple[dict[str, Any], Path]:
     prompts = PromptBuilder(str(model_path))
     workloads = build_workloads(cfg, prompts)
     overhead = build_overhead_workload(cfg, prompts)
-    loads = "; ".join(f"{f'{k:g} req/s' if cfg.mode == 'open' else f'{cfg.concurrency} clients'}: {len(v)} requests"
-                      for k, v in workloads.items())
+    engine = engine_settings(cfg, sizing)
+    loads = "; ".join(f"{f'{k[1]:g} req/s' if cfg.mode == 'open' else f'{cfg.concurrency} clients'} "
+                      f"(repeat {k[0]}): {len(v)} requests" for k, v in workloads.items())
     with_overhead = [s for s in cfg.policies if overhead is not None and s in cfg.overhead_systems]
     log(f"==> bench {cfg.profile}: {len(cfg.policies)} systems {', '.join(cfg.policies)}; model {model_path.name}; "
-        f"dtype {sizing.dtype or 'worker default'}; KV pool {sizing.kv_cache_bytes / (1 << 20):.1f} MB = "
+        f"engine {engine}; KV pool {sizing.kv_cache_bytes / (1 << 20):.1f} MB = "
         f"{sizing.pool_tokens} tokens, max_model_len {sizing.max_model_len}; {loads}"
         + (f"; zero-interception run ({cfg.overhead_window_s:g}s, {cfg.overhead_concurrency} clients) for "
            f"{', '.join(with_overhead)}" if with_overhead else ""))
     steps = Steps(len(cfg.policies) * len(workloads) + len(with_overhead))
     state_dir = lambda i, name: cfg.out_dir / "logs" / stem / f"{i}-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}"  # noqa: E731
-    systems = run_systems(cfg, [make_system(cfg, name, model_path, sizing, state_dir(i, name), log)
+    systems = run_systems(cfg, [make_system(cfg, name, model_path, engine, state_dir(i, name), log)
                                 for i, name in enumerate(cfg.policies)],
-                          workloads, overhead, prompts, steps, log=log, began=began)
+                          planned_runs(cfg, workloads, overhead), prompts, steps, log=log, began=began)
     results = {
         "schema_version": report.SCHEMA_VERSION, "profile": cfg.profile, "started_at": started_at.isoformat(),
         "finished_at": datetime.now(timezone.utc).isoformat(), "wall_s": round(time.monotonic() - began, 1),
-        "parameters": parameters(cfg, model_path, sizing, workloads), "systems": systems,
+        "parameters": parameters(cfg, model_path, sizing, engine, workloads), "systems": systems,
     }
     summary.annotate(results)
     path = report.write_json(results, cfg.out_dir, stem)

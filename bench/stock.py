@@ -1,6 +1,9 @@
-"""Stock vLLM as a benchmark system: vLLM's own OpenAI server, same vLLM version, same model,
-dtype, KV pool, max_model_len and max_num_seqs as our engine worker, eager, prefix caching on,
-started and stopped as one process group (stack.processes.Service).
+"""Stock vLLM as a benchmark system: vLLM's own OpenAI server, same vLLM version, same model and
+the same engine settings as our engine worker (bench.engine_settings: dtype, KV pool,
+max_model_len, max_num_seqs, step token budget, chunked prefill, async scheduling, block size,
+the cores its threads are bound to), eager, prefix caching on, started and stopped as one process
+group (stack.processes.Service). VLLM_SERVER_DEV_MODE=1 adds vLLM's `/server_info` endpoint, the
+running engine's config, which the bench compares with our worker's (it changes no engine setting).
 
 What differs is only what the stock server cannot do: pause a request at an API call. The tool
 loop runs in the client (bench.tool_loop), and scheduling is vLLM's default FCFS (our worker runs
@@ -17,7 +20,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from engine_worker.settings import WorkerSettings, engine_dtype_for
+from bench.engine_settings import EngineSettings
+from common.engine_facts import EngineFacts, config_facts, facts
+from engine_worker.settings import WorkerSettings
 from stack.processes import Service, free_port, python_module
 
 STARTUP_TIMEOUT_S = 300.0
@@ -25,13 +30,10 @@ STARTUP_TIMEOUT_S = 300.0
 _RUNNING = re.compile(r"^vllm:num_requests_(running|waiting)\{[^}]*\}\s+([0-9.eE+-]+)$", re.M)
 
 
-def server_args(model_path: Path, served_name: str, *, dtype: str, kv_cache_bytes: int, max_model_len: int,
-                max_num_seqs: int, port: int) -> list[str]:
+def server_args(model_path: Path, served_name: str, engine: EngineSettings, *, port: int) -> list[str]:
     """vLLM's CLI for the stock system (pure: what a test can check)."""
     return [
-        "--model", str(model_path), "--served-model-name", served_name, "--dtype", dtype,
-        "--kv-cache-memory-bytes", str(kv_cache_bytes), "--max-model-len", str(max_model_len),
-        "--max-num-seqs", str(max_num_seqs), "--enforce-eager", "--enable-prefix-caching",
+        "--model", str(model_path), "--served-model-name", served_name, *engine.stock_args(),
         "--enable-prompt-tokens-details", "--host", "127.0.0.1", "--port", str(port),
     ]
 
@@ -52,15 +54,15 @@ def _get(url: str, timeout_s: float = 2.0) -> str | None:
 class StockServer:
     """One stock vLLM OpenAI server process, waited on until /health answers."""
 
-    def __init__(self, model_path: Path, state_dir: Path, *, dtype: str | None, kv_cache_bytes: int,
-                 max_model_len: int, max_num_seqs: int, progress=print):
+    def __init__(self, model_path: Path, state_dir: Path, engine: EngineSettings, progress=print):
         self.port = free_port()
         self.served_name = model_path.name
-        self.dtype = engine_dtype_for(dtype or "auto")  # None: the worker's default (auto)
-        args = server_args(model_path, self.served_name, dtype=self.dtype, kv_cache_bytes=kv_cache_bytes,
-                           max_model_len=max_model_len, max_num_seqs=max_num_seqs, port=self.port)
-        self.service: Service = python_module("stock-vllm", "vllm.entrypoints.openai.api_server", *args,
-                                              env={"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+        self.dtype = engine.dtype
+        args = server_args(model_path, self.served_name, engine, port=self.port)
+        self.service: Service = python_module(
+            "stock-vllm", "vllm.entrypoints.openai.api_server", *args,
+            env={"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "VLLM_SERVER_DEV_MODE": "1",
+                 **engine.cpu_env()})
         self.state_dir = state_dir
         self._progress = progress
 
@@ -83,6 +85,13 @@ class StockServer:
     def version(self) -> str | None:
         raw = _get(f"{self.url}/version")
         return json.loads(raw).get("version") if raw else None
+
+    def engine_facts(self) -> EngineFacts | None:
+        """The running engine's settings: its config from /server_info, its core binding from its log."""
+        raw = _get(f"{self.url}/server_info?config_format=json", timeout_s=10)
+        if raw is None or self.service.log_path is None:
+            return None
+        return facts(config_facts(json.loads(raw)["vllm_config"]), self.service.log_path.read_text(errors="replace"))
 
     def dead(self) -> list[Service]:
         return [] if self.service.alive() else [self.service]

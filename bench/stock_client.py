@@ -66,9 +66,10 @@ class StockClient(LoadClient):
                     return
                 began = clock()
                 text = await run_call(segment, episodes)
+                ran = clock() - began
                 returned = self.codec.exact_length(text, segment.get("return_tokens"))
                 rec.interceptions.append(interception_record(
-                    segment, duration_s=clock() - began, context_tokens=len(context) + len(result.token_ids),
+                    segment, duration_s=clock() - began, api_s=ran, context_tokens=len(context) + len(result.token_ids),
                     returned_tokens=len(returned), ok=not text.startswith("error:"), error=None))
                 rec.prompt_tokens += len(returned)
                 context = resumed_context(context, result.token_ids, returned)

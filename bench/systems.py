@@ -19,11 +19,13 @@ from typing import Protocol
 
 from bench import client_calls
 from bench.client import LoadClient
-from bench.config import BenchConfig, PoolSizing
+from bench.config import BenchConfig
+from bench.engine_settings import EngineSettings
 from bench.prompts import PromptBuilder
-from bench.stock import StockServer, worker_max_num_seqs
+from bench.stock import StockServer
 from bench.stock_client import StockClient
 from bench.tool_loop import STOCK_SYSTEM
+from common.engine_facts import EngineFacts, facts
 from engine_worker.tokens import TokenCodec
 from stack.processes import Service, free_port
 from stack.services import Stack, StackConfig
@@ -40,6 +42,8 @@ class System(Protocol):
         server answers /version."""
     def details(self) -> dict[str, str | None]:
         """Extra facts for the results (stock: the server's vLLM version)."""
+    def engine_facts(self) -> EngineFacts | None:
+        """The settings the running engine really uses (common.engine_facts); None: unreadable."""
     def client(self, prompts: PromptBuilder, cfg: BenchConfig) -> LoadClient: ...
     def wait_idle(self, timeout_s: float) -> bool:
         """True once no request is left in flight (requests cut at a drain end may still run)."""
@@ -71,26 +75,24 @@ def system_name(policy: str, scheduler: str, options: dict) -> str:
     return name
 
 
-def stack_config(cfg: BenchConfig, system: str, model_path: Path, sizing: PoolSizing, state_dir: Path) -> StackConfig:
+def stack_config(cfg: BenchConfig, system: str, model_path: Path, engine: EngineSettings, state_dir: Path) -> StackConfig:
     policy, scheduler, options = split_system(system)
     return StackConfig(
         model_path=str(model_path), state_dir=state_dir, gateway_port=free_port(), engine_metrics_port=free_port(),
         estimator_port=free_port(), executor_metrics_port=free_port(), redis_port=free_port(),
         time_scale=cfg.time_scale, executor_concurrency=cfg.executor_concurrency,
         worker_env={"AUGSERVE_POLICY": policy, "AUGSERVE_SCHEDULER": scheduler,
-                    "AUGSERVE_SCHEDULER_OPTIONS": json.dumps(options),
-                    "AUGSERVE_KV_CACHE_BYTES": str(sizing.kv_cache_bytes),
-                    "AUGSERVE_MAX_MODEL_LEN": str(sizing.max_model_len),
-                    **({"AUGSERVE_DTYPE": sizing.dtype} if sizing.dtype else {}), **cfg.worker_env},
-        gateway_env={"AUGSERVE_MAX_MODEL_LEN": str(sizing.max_model_len),
-                     "AUGSERVE_DEFAULT_MAX_TOKENS": str(min(256, sizing.max_model_len // 2))},
+                    "AUGSERVE_SCHEDULER_OPTIONS": json.dumps(options), **engine.worker_env(), **cfg.worker_env},
+        gateway_env={"AUGSERVE_MAX_MODEL_LEN": str(engine.max_model_len),
+                     "AUGSERVE_DEFAULT_MAX_TOKENS": str(min(256, engine.max_model_len // 2))},
     )
 
 
 class OurStack:
-    def __init__(self, cfg: BenchConfig, policy: str, model_path: Path, sizing: PoolSizing, state_dir: Path, log=print):
+    def __init__(self, cfg: BenchConfig, policy: str, model_path: Path, engine: EngineSettings, state_dir: Path,
+                 log=print):
         self.name = policy
-        self.stack = Stack(stack_config(cfg, policy, model_path, sizing, state_dir), progress=lambda m: log(f"[{policy}]{m}"))
+        self.stack = Stack(stack_config(cfg, policy, model_path, engine, state_dir), progress=lambda m: log(f"[{policy}]{m}"))
 
     def start(self) -> None:
         self.stack.start()
@@ -109,6 +111,14 @@ class OurStack:
 
     def details(self) -> dict[str, str | None]:
         return {}
+
+    def engine_facts(self) -> EngineFacts | None:
+        """The worker's config as its status reports it, its core binding from its engine's log."""
+        config = self.stack.worker_status().get("engine_config")
+        engine = next((s for s in self.stack.services if s.name == "engine-0"), None)
+        if not config or engine is None or engine.log_path is None:
+            return None
+        return facts(config, engine.log_path.read_text(errors="replace"))
 
     def client(self, prompts: PromptBuilder, cfg: BenchConfig) -> LoadClient:
         url = self.stack.cfg.gateway_url
@@ -129,12 +139,10 @@ class OurStack:
 
 
 class StockVllm:
-    def __init__(self, cfg: BenchConfig, model_path: Path, sizing: PoolSizing, state_dir: Path, log=print):
+    def __init__(self, cfg: BenchConfig, model_path: Path, engine: EngineSettings, state_dir: Path, log=print):
         self.name = STOCK_SYSTEM
         self.model_path = model_path
-        self.server = StockServer(model_path, state_dir, dtype=sizing.dtype, kv_cache_bytes=sizing.kv_cache_bytes,
-                                  max_model_len=sizing.max_model_len, max_num_seqs=worker_max_num_seqs(cfg.worker_env),
-                                  progress=lambda m: log(f"[{STOCK_SYSTEM}]{m}"))
+        self.server = StockServer(model_path, state_dir, engine, progress=lambda m: log(f"[{STOCK_SYSTEM}]{m}"))
 
     def start(self) -> None:
         self.server.start()
@@ -151,6 +159,9 @@ class StockVllm:
     def details(self) -> dict[str, str | None]:
         return {"vllm_version": self.server.version()}
 
+    def engine_facts(self) -> EngineFacts | None:
+        return self.server.engine_facts()
+
     def client(self, prompts: PromptBuilder, cfg: BenchConfig) -> LoadClient:
         client_calls.warm()
         return StockClient(self.server.url, self.server.served_name, prompts, TokenCodec(str(self.model_path)),
@@ -160,7 +171,8 @@ class StockVllm:
         return self.server.wait_idle(timeout_s)
 
 
-def make_system(cfg: BenchConfig, name: str, model_path: Path, sizing: PoolSizing, state_dir: Path, log=print) -> System:
+def make_system(cfg: BenchConfig, name: str, model_path: Path, engine: EngineSettings, state_dir: Path,
+                log=print) -> System:
     if name == STOCK_SYSTEM:
-        return StockVllm(cfg, model_path, sizing, state_dir, log)
-    return OurStack(cfg, name, model_path, sizing, state_dir, log)
+        return StockVllm(cfg, model_path, engine, state_dir, log)
+    return OurStack(cfg, name, model_path, engine, state_dir, log)

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.recompute import recomputed_tokens
+
 STOCK_SYSTEM = "stock-vllm"
 """The system's name in the table and the results."""
 RESUBMIT = "resubmit"
@@ -92,18 +94,23 @@ def check_segment(result: SegmentResult, generate_tokens: int) -> str | None:
     return None
 
 
-def interception_record(segment: dict[str, Any], *, duration_s: float, context_tokens: int, returned_tokens: int,
-                        ok: bool, error: str | None) -> dict[str, Any]:
-    """An interception record shaped like our worker's (bench.metrics reads both alike). The
-    request holds no KV while its call runs: it has ended."""
-    return {"api": segment["api"], "duration_s": duration_s, "strategy": RESUBMIT, "context_tokens": context_tokens,
-            "returned_tokens": returned_tokens, "ok": ok, "error": error, "held_kv_byte_seconds": 0.0}
+def interception_record(segment: dict[str, Any], *, duration_s: float, api_s: float, context_tokens: int,
+                        returned_tokens: int, ok: bool, error: str | None) -> dict[str, Any]:
+    """An interception record shaped like our worker's (bench.metrics reads both alike): `api_s`
+    the call's own run time, as our executor measures it around the API. The request holds no
+    KV while its call runs: it has ended."""
+    return {"api": segment["api"], "duration_s": duration_s, "api_s": api_s, "strategy": RESUBMIT,
+            "context_tokens": context_tokens, "returned_tokens": returned_tokens, "ok": ok, "error": error,
+            "held_kv_byte_seconds": 0.0}
 
 
 def note_resubmit(record: dict[str, Any], result: SegmentResult, submitted_s: float) -> None:
-    """After a call, the re-submitted context's cost: prompt tokens not served by the prefix
-    cache (as our worker counts `recomputed_tokens`: the whole re-submitted context less its
-    cache hits) and the time to its first token."""
-    record["recomputed_tokens"] = result.computed_prompt_tokens
+    """After a call, the re-submitted context's cost: the tokens it computed again (as our worker
+    counts `recomputed_tokens`, common.recompute: not served by the prefix cache, and not the
+    returned tokens or the last generated one, which every system computes) and the time to its
+    first token."""
+    if result.prompt_tokens is not None:
+        record["recomputed_tokens"] = recomputed_tokens(result.prompt_tokens, result.cached_tokens or 0,
+                                                        record["returned_tokens"])
     if result.first_token_s is not None:
         record["recompute_s"] = result.first_token_s - submitted_s

@@ -59,6 +59,10 @@ class BenchRequest:
     """The templated prompt's length the client builds."""
     plan: dict[str, Any] = field(hash=False)
     """The request's `plan` field, as sent."""
+    run_key: str = ""
+    """The run it belongs to (repeat and rate): seeds its prompt text with the index, so two runs
+    never send the same prompts (a system's prefix cache would otherwise serve the later run
+    from the earlier one's blocks), while every system gets the same texts in the same run."""
 
     @property
     def generate_tokens(self) -> int:

@@ -109,6 +109,12 @@ class InterceptionRecord(Frozen):
     started_at: float
     ended_at: float
     duration_s: float
+    """How long the request was paused at the call (the worker's clock: dispatch, queueing in
+    the executor, the call itself, the reply)."""
+    api_s: float | None = None
+    """The call's own run time, as the executor measured it around the API (its result's ended_at
+    less started_at): what a benchmark subtracts as API time, measured as a client-side tool loop
+    measures its calls. None where no executor ran it."""
     context_tokens: int
     """Tokens in the request's context when it paused."""
     returned_tokens: int
@@ -127,7 +133,9 @@ class InterceptionRecord(Frozen):
     held_kv_byte_seconds: float = 0.0
     """Memory x time its KV stayed in the pool while paused: the waste it really caused."""
     recomputed_tokens: int = 0
-    """Context tokens recomputed on resume after a discard (prefix-cache hits excluded)."""
+    """Context tokens computed AGAIN on resume after a discard or swap: the re-submitted context
+    less its prefix-cache (or swapped-in) hits, less the tokens every system computes on resume
+    anyway (the returned tokens and the last generated token, whose KV was never computed)."""
     recompute_s: float = 0.0
     """Time from re-submitting the context to its first output token."""
     swapped_bytes: int = 0

@@ -31,6 +31,12 @@ def build_engine(settings: WorkerSettings):
         max_num_seqs=settings.max_num_seqs,
         enforce_eager=settings.enforce_eager,
         enable_prefix_caching=True,
+        # None leaves vLLM's default: the benchmark gives each explicitly, to every system alike.
+        **{name: value for name, value in (
+            ("max_num_batched_tokens", settings.max_num_batched_tokens),
+            ("enable_chunked_prefill", settings.enable_chunked_prefill),
+            ("async_scheduling", settings.async_scheduling), ("block_size", settings.block_size))
+           if value is not None},
         # Lower priority values run first; sessions give each request its ORIGINAL arrival time.
         scheduling_policy="priority",
         kv_transfer_config=_swap_connector(settings, KVTransferConfig),
@@ -40,6 +46,17 @@ def build_engine(settings: WorkerSettings):
             profile_path=str(cache_path(settings.model_path, settings.engine_dtype))).model_dump()},
     )
     return AsyncLLM.from_engine_args(args, stat_loggers=[EngineStatsLogger])
+
+
+def effective_config(engine) -> dict:
+    """The running engine's settings as common.engine_facts reads them: its VllmConfig dumped
+    as vLLM's own /server_info endpoint dumps it (the stock server's side of a comparison)."""
+    import pydantic
+    from vllm.config import VllmConfig
+
+    from common.engine_facts import config_facts
+
+    return config_facts(pydantic.TypeAdapter(VllmConfig).dump_python(engine.vllm_config, mode="json", fallback=str))
 
 
 def _swap_connector(settings: WorkerSettings, config_cls):

@@ -65,7 +65,8 @@ class InterceptController:
                  running_context: Callable[[], int], kv_usage: Callable[[], float],
                  history_remaining: Callable[[str, float], float] | None = None, interval_s: float = 0.05,
                  swap_capacity_tokens: int = 0, clock: Callable[[], float] = time.monotonic,
-                 total_blocks: int = 0, reserve_blocks: int = 0, engine_steps: Callable[[], int] = lambda: 0):
+                 total_blocks: int = 0, reserve_blocks: int = 0, engine_steps: Callable[[], int] = lambda: 0,
+                 engine_queue: Callable[[], tuple[int, int]] = lambda: (0, 0)):
         self._decide = POLICIES[policy]
         self.policy = policy
         self.cost_model = cost_model
@@ -81,6 +82,8 @@ class InterceptController:
         """Usable blocks of the KV pool (vLLM's num_gpu_blocks less its null block)."""
         self.reserve_blocks = reserve_blocks
         self._engine_steps = engine_steps
+        self._engine_queue = engine_queue
+        """(running, waiting) requests in the engine as of its last step."""
         self._paused: dict[str, Paused] = {}
 
     def pause(self, request_id: str, api: str, context_tokens: int, oracle_s: float | None) -> Paused:
@@ -116,9 +119,11 @@ class InterceptController:
         running = self._running_context()
         room = self.swap_room_tokens()
         step_budget = self.cost_model.swap_budget_tokens(running)
+        running_requests, waiting_requests = self._engine_queue()
         batch = BatchState(running_context_tokens=running, swap_budget_tokens=min(room, step_budget),
                            free_blocks=self.free_blocks(), reserve_blocks=self.reserve_blocks,
-                           block_size=self._block_size)
+                           block_size=self._block_size, waiting_requests=waiting_requests,
+                           running_requests=running_requests)
         decisions = self._decide([self._snapshot(e, now) for e in candidates], batch, self.cost_model)
         for decision in decisions:
             entry = self._paused[decision.request_id]

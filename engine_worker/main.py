@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from common.names import WORKERS_HASH
 from common.schemas import ErrorEvent, FinalEvent, InterceptionEvent
 from engine_worker import metrics, spans
-from engine_worker.engine import build_engine
+from engine_worker.engine import build_engine, effective_config
 from engine_worker.intake import Entry, OutputPublisher, RequestStream, parse_request
 from engine_worker import engine_stats
 from engine_worker.cancellations import CancelWatch
@@ -49,6 +49,7 @@ class EngineWorker:
         self._redis = aioredis.from_url(s.redis_url)
         await self._redis.ping()
         self._engine = build_engine(s)
+        self._engine_config = effective_config(self._engine)
         self._codec = TokenCodec(s.model_path)
         self._codec.encode("warm-up")
         self._tools = ToolClient(self._redis, s.redis_url, s.worker_id, s.api_call_timeout_s)
@@ -69,7 +70,8 @@ class EngineWorker:
             history_remaining=history.expected_remaining, interval_s=s.policy_interval_s,
             swap_capacity_tokens=s.swap_space_bytes // self._profile.cost_model.kv_bytes_per_token,
             total_blocks=pool_blocks, reserve_blocks=s.reserve_blocks_for(pool_blocks),
-            engine_steps=lambda: engine_stats.LATEST.steps)
+            engine_steps=lambda: engine_stats.LATEST.steps,
+            engine_queue=lambda: (engine_stats.LATEST.num_running, engine_stats.LATEST.num_waiting))
         self._swap = SwapChannel(self._redis, s.worker_id)
         self._lengths = OutputLengthHistory()
         metrics.serve(s.metrics_port, s.metrics_host)
@@ -257,7 +259,7 @@ class EngineWorker:
             "paused": len(self._paused_ids), "max_model_len": s.max_model_len, "kv_cache_bytes": s.kv_cache_bytes,
             "backlog": len(self._backlog),
             "kv_pool_blocks": self._controller.total_blocks, "offload_reserve_blocks": self._controller.reserve_blocks,
-            "heartbeat_at": time.time(),
+            "engine_config": self._engine_config, "heartbeat_at": time.time(),
         }
 
     async def _heartbeat_once(self) -> None:

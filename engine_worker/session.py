@@ -22,6 +22,7 @@ from common.schemas import (
     DeltaEvent, EngineRequest, FinalEvent, InterceptionEvent, InterceptionRecord, OutputEvent,
     ToolResult, Usage,
 )
+from common.recompute import recomputed_tokens
 from common.tool_format import CALL_CLOSE, CALL_OPEN, tool_result_text, visible_text
 from engine_worker.kv_swap.channel import SwapChannel
 from engine_worker.engine_params import REQUEST_INFO, SWAP_ID, SWAP_KEY
@@ -274,7 +275,8 @@ class RequestSession:
         """What the resume after a discard or swap cost: tokens recomputed (prefix-cache and
         swapped-in tokens excluded) and, for a swap, the copy times the connector reported."""
         last = self._progress.interceptions[-1]
-        update = {"recomputed_tokens": prompt_tokens - cached_tokens, "recompute_s": seconds}
+        update = {"recomputed_tokens": recomputed_tokens(prompt_tokens, cached_tokens, last.returned_tokens),
+                  "recompute_s": seconds}
         if self._swap_key is not None and self._swap is not None:
             times = await self._swap.times(self._swap_key)
             update |= {"swap_out_s": times.out_s, "swap_in_s": times.in_s}
@@ -329,6 +331,7 @@ class RequestSession:
         record = InterceptionRecord(
             call_id=result.call_id, api=call.api, arguments=call.arguments,
             started_at=started, ended_at=ended, duration_s=ended - started,
+            api_s=max(0.0, result.ended_at - result.started_at),
             context_tokens=context_len, returned_tokens=len(appended), result=result.content, ok=result.ok,
             error=result.error, strategy=self._released or "preserve",
             predicted_duration_s=pause.predicted_s, waste_preserve=pause.waste_preserve,

@@ -52,6 +52,15 @@ class WorkerSettings(CommonSettings):
     """Requests this worker holds at once (running, queued in vLLM or paused at a call)."""
     enforce_eager: bool = True
     """torch.compile costs 15-43 s at start-up on CPU for little gain on small models."""
+    max_num_batched_tokens: Annotated[int, Field(ge=16)] | None = None
+    """Token budget of one engine step (None: vLLM's default). The benchmark sets it, and the
+    settings below, explicitly for every system it compares."""
+    enable_chunked_prefill: bool | None = None
+    """None: vLLM's default (on)."""
+    async_scheduling: bool | None = None
+    """None: vLLM's default (off on CPU)."""
+    block_size: Annotated[int, Field(ge=1)] | None = None
+    """KV block size in tokens (None: the platform's, 128 on CPU)."""
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
     """Prometheus port of this worker (0: none)."""
     metrics_host: str = "127.0.0.1"
@@ -66,12 +75,13 @@ class WorkerSettings(CommonSettings):
     bounded guess: whether the program's prefix is still in this worker's prefix cache is not
     known outside vLLM (it may be evicted sooner under memory pressure), and 10 minutes covers the
     gaps between an agent's calls (tool and human turns) without pinning a program forever."""
-    policy: Literal["preserve", "vllm", "improved-discard", "swap", "infercept", "infercept-code", "continuum",
-                    "fastserve"] = "infercept"
+    policy: Literal["preserve", "vllm", "improved-discard", "swap", "infercept", "infercept-on-demand",
+                    "infercept-code", "continuum", "fastserve"] = "infercept"
     """What a paused request's KV cache gets (engine_worker/policies/handling.py): `preserve` keeps
     it, `vllm` discards it and re-queues the resumed request at the back, `improved-discard`
     discards and keeps its original place, `swap` copies it to the host buffer, `infercept`
-    chooses by minimum waste every tick, `infercept-code` is the released code's variant of that
+    chooses by minimum waste every tick, `infercept-on-demand` does so only while a request waits
+    for memory (else preserves), `infercept-code` is the released code's variant of that
     rule, `continuum` pins it for a TTL then evicts it, `fastserve` keeps it until the pool's free
     blocks fall below `offload_reserve_blocks`, then swaps out the latest to resume first."""
     offload_reserve_blocks: Annotated[int, Field(ge=0)] | None = None

@@ -44,6 +44,10 @@ class BatchState:
     """Blocks to keep free for the running batch to grow into; 0 (the default) never offloads."""
     block_size: int = 16
     """Tokens per KV block, to turn a paused context into the blocks offloading it frees."""
+    waiting_requests: int = 0
+    """Requests the engine holds that wait to be admitted (paused sessions not counted)."""
+    running_requests: int = 0
+    """Requests running this iteration (each may need one more block to grow into)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,25 @@ def infercept(paused: list[PausedRequest], batch: BatchState, cm: CostModel) -> 
             strategy = "discard" if wd < wp else "preserve"
         out.append(Handling(p.request_id, strategy, wp, wd, ws))
     return out
+
+
+def memory_in_demand(batch: BatchState) -> bool:
+    """Whether a paused request's blocks could serve someone now: a request waits to be admitted,
+    or the running batch has less than one free block per request left to grow into. Otherwise
+    memory held by a paused request wastes nothing: no one is kept out by it."""
+    return batch.waiting_requests > 0 or batch.free_blocks <= batch.running_requests
+
+
+def infercept_on_demand(paused: list[PausedRequest], batch: BatchState, cm: CostModel) -> list[Handling]:
+    """InferCept's rule applied only while memory is in demand (memory_in_demand); until then
+    every paused request keeps its KV. The paper's waste counts memory x time held as waste even
+    when the pool is idle, so it swaps out a 60 ms calculator call's context that no one needed:
+    every such swap costs a copy out and in, and the resume recomputes the partial last block
+    that a preserved session keeps. Decisions are re-made every tick, so a request preserved
+    while the pool had room is swapped or discarded as soon as demand appears."""
+    if memory_in_demand(batch):
+        return infercept(paused, batch, cm)
+    return [Handling(p.request_id, "preserve", *waste_figures(p, batch, cm)) for p in paused]
 
 
 def infercept_code(paused: list[PausedRequest], batch: BatchState, cm: CostModel) -> list[Handling]:
@@ -122,11 +145,12 @@ def _fastserve(paused: list[PausedRequest], batch: BatchState, cm: CostModel) ->
     return offload_ahead(paused, batch, cm)
 
 
-PolicyName = Literal["infercept", "infercept-code", "vllm", "improved-discard", "preserve", "swap", "continuum",
-                     "fastserve"]
+PolicyName = Literal["infercept", "infercept-on-demand", "infercept-code", "vllm", "improved-discard", "preserve",
+                     "swap", "continuum", "fastserve"]
 
 POLICIES: dict[str, Callable[[list[PausedRequest], BatchState, CostModel], list[Handling]]] = {
     "infercept": infercept,
+    "infercept-on-demand": infercept_on_demand,  # InferCept's rule only while memory is in demand
     "infercept-code": infercept_code,
     "vllm": _always("discard"),  # and re-queued at the back as a new request (queue order)
     "improved-discard": _always("discard"),  # re-queued at the front (original arrival order)

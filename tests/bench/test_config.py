@@ -24,23 +24,29 @@ def test_kv_bytes_per_token_from_the_model_config(tmp_path, dtype, expected):
     ({"kv_cache_tokens": 1000, "context_cap": 512}, 1024, 640),
 ])
 def test_pool_sizing(overrides, pool_tokens, max_model_len):
-    sizing = size_pool(profile("full", **overrides), 23_040)
+    sizing = size_pool(profile("scaled", **overrides), 23_040)
     assert (sizing.pool_tokens, sizing.max_model_len) == (pool_tokens, max_model_len)
     assert sizing.kv_cache_bytes // 23_040 >= pool_tokens
 
 
 def test_a_pool_too_small_for_the_context_cap_is_refused():
     with pytest.raises(ValueError, match="enlarge the pool or lower --context-cap"):
-        size_pool(profile("full", kv_cache_mb=16.0, context_cap=2048), 23_040)
+        size_pool(profile("scaled", kv_cache_mb=16.0, context_cap=2048), 23_040)
 
 
 def test_profiles_and_overrides():
     quick = profile("quick")
     assert quick.profile == "quick" and quick.policies == ("stock-vllm", "infercept") and len(quick.rates) == 1
     assert profile("quick", window_s=5.0, seed=None).window_s == 5.0  # None keeps the profile's value
-    full = PROFILES["full"]
-    assert full.policies == ("stock-vllm", "vllm", "improved-discard", "preserve", "swap", "infercept")
-    assert len(full.rates) >= 3 and full.overhead_window_s > 0 and set(full.overhead_systems) == {"infercept", "stock-vllm"}
+    scaled = PROFILES["scaled"]
+    assert scaled.policies == ("stock-vllm", "vllm", "improved-discard", "preserve", "swap", "infercept")
+    assert len(scaled.rates) >= 3 and scaled.overhead_window_s > 0
+    assert set(scaled.overhead_systems) == {"infercept", "stock-vllm"}
+    full = PROFILES["full"]  # the headline: the trace's real token counts, the paper's context cap
+    assert (full.token_scale, full.context_cap) == (1.0, 2048) and {"stock-vllm", "vllm", "infercept"} <= set(full.policies)
+    sizing = size_pool(full, 46_080)  # SmolLM2-135M in float32: the pool holds ~4 full contexts
+    assert sizing.pool_tokens == 8192 and 3 <= sizing.pool_tokens // sizing.max_model_len <= 4
+    assert all(cfg.repeats >= 2 for cfg in PROFILES.values())  # every rate at least twice
     assert resolve_dtype("float16") == "float16" and resolve_dtype("auto") in (None, "float32")
 
 

@@ -6,8 +6,8 @@ import json
 
 from bench.metrics import system_metrics
 from bench.plots import plot
-from bench.report import summary_table, table, write_json
-from bench.summary import annotate
+from bench.report import refused_comparisons, summary_table, table, write_json
+from bench.summary import SPREAD, annotate
 
 RECORDS = [
     {"arrival_s": 0.0, "sent_s": 0.0, "end_s": 3.0, "first_token_s": 0.4, "ok": True, "completion_tokens": 20,
@@ -46,9 +46,9 @@ def test_summary_table_and_comparison():
     # normalized latency 0.1 mean at both rates (<= 0.3 SLO): sustained up to the highest rate measured
     assert infercept["summary"]["sustainable_rate"]["rate"] == 1.0
     assert infercept["summary"]["sustainable_rate"]["bound"] == "highest-measured"
-    assert c == {"system": "infercept", "baseline": "stock-vllm", "completed_per_s_ratio": None,
+    assert c == {"system": "infercept", "baseline": "stock-vllm", "refused": None, "completed_per_s_ratio": None,
                  "sustainable_rate_ratio": None, "sustainable_rate_bounds": ["highest-measured", None],
-                 "zero_interception_tokens_per_s_ratio": None}
+                 "zero_interception_tokens_per_s_ratio": None, "ratio_spread": {k: None for k in SPREAD}}
     lines = summary_table(results).splitlines()
     assert lines[1].split()[:3] == ["infercept", ">=", "1.00"] and "FAILED" in lines[2]
 
@@ -62,3 +62,47 @@ def test_results_file_latest_copy_and_plots(tmp_path):
     assert names == {"quick-x-normalized-latency.png", "quick-x-strategy-mix.png", "quick-x-waste.png"}
     for name in names | {"latest-normalized-latency.png", "latest-strategy-mix.png", "latest-waste.png"}:
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _engine(**changes) -> dict:
+    return {"dtype": "float32", "max_model_len": 384, "block_size": 128, "kv_pool_blocks": 7,
+            "enable_prefix_caching": True, "enable_chunked_prefill": True, "max_num_batched_tokens": 2048,
+            "max_num_seqs": 64, "async_scheduling": False, "enforce_eager": True, "kv_cache_dtype": "auto",
+            "scheduling_policy": "fcfs", "cpu_core_ids": [[0, 1]], "reserved_cpus": []} | changes
+
+
+def _pair(stock_engine: dict, repeats: int = 2) -> dict:
+    runs = [{"rate": 0.5, "repeat": r, "ok": True, "metrics": system_metrics(RECORDS, 5.0), "requests": RECORDS}
+            for r in range(repeats)]
+    return annotate({
+        "schema_version": 3, "profile": "quick",
+        "parameters": {"model": "tiny", "slo_s": 0.3, "slo_statistic": "mean", "window_s": 5.0},
+        "systems": [
+            {"policy": "stock-vllm", "ok": True, "error": None, "runs": runs, "engine": stock_engine},
+            {"policy": "infercept", "ok": True, "error": None, "runs": runs,
+             "engine": _engine(scheduling_policy="priority")},
+        ],
+    })
+
+
+def test_equal_engines_are_compared_with_the_spread_of_the_repeats():
+    results = _pair(_engine())
+    c = results["comparison"]
+    assert results["engine_check"] == {"equal": True, "differences": {}}
+    assert c["refused"] is None and c["completed_per_s_ratio"] == 1.0
+    assert c["ratio_spread"]["completed_per_s"] == [1.0, 1.0]
+    (point,) = results["systems"][0]["by_rate"]
+    assert point["repeats"] == 2 and point["metrics"]["requests"]["sent"] == 2 * len(RECORDS)  # pooled
+    assert "engines equal (read back" in summary_table(results) and not refused_comparisons(results)
+
+
+def test_engines_that_differ_are_not_compared():
+    """The CPU binding defect the bench had: stock vLLM's engine on one core, ours on two."""
+    results = _pair(_engine(cpu_core_ids=[[0]], reserved_cpus=[1]))
+    c = results["comparison"]
+    assert results["engine_check"]["differences"] == {"cpu_core_ids": {"stock-vllm": [[0]], "infercept": [[0, 1]]}}
+    assert c["refused"].startswith("engines differ: cpu_core_ids")
+    assert c["completed_per_s_ratio"] is None and c["sustainable_rate_ratio"] is None
+    text = summary_table(results)
+    assert "ENGINES DIFFER" in text and "infercept / stock-vllm: NOT COMPARED" in text
+    assert refused_comparisons(results) == [f"infercept / stock-vllm: {c['refused']}"]

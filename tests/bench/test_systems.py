@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import FASTSERVE_SYSTEMS, PROFILES, PoolSizing
+from bench.config import FASTSERVE_SYSTEMS, PROFILES, PoolSizing, engine_settings
 from bench.systems import split_system, stack_config, system_name
 from engine_worker.policies.schedulers import SCHEDULERS
 
@@ -39,7 +39,8 @@ def test_malformed_options_are_refused_with_the_name(bad):
 
 def test_the_options_reach_the_worker_as_json(tmp_path: Path):
     cfg = PROFILES["fastserve"]
-    env = stack_config(cfg, "infercept+fastserve:starvation_s=0.3", tmp_path, SIZING, tmp_path).worker_env
+    env = stack_config(cfg, "infercept+fastserve:starvation_s=0.3", tmp_path, engine_settings(cfg, SIZING),
+                       tmp_path).worker_env
     assert env["AUGSERVE_SCHEDULER"] == "fastserve"
     assert json.loads(env["AUGSERVE_SCHEDULER_OPTIONS"]) == {"starvation_s": 0.3}
     assert env["AUGSERVE_MAX_NUM_SEQS"] == "2"  # the profile's few running slots

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from bench.client_calls import run_call, run_sync
+from bench.engine_settings import EngineSettings
 from bench.stock import server_args
 from bench.stock_client import StockClient
 from bench.tool_loop import (
@@ -60,9 +61,10 @@ def test_reading_a_stream_and_a_plain_response():
 
 
 def test_a_resubmission_is_noted_on_the_call_before_it():
-    record = {"api": "tts", "strategy": RESUBMIT}
+    record = {"api": "tts", "strategy": RESUBMIT, "returned_tokens": 4}
     note_resubmit(record, SegmentResult(prompt_tokens=300, cached_tokens=256, first_token_s=5.5), submitted_s=5.0)
-    assert record["recomputed_tokens"] == 44 and record["recompute_s"] == pytest.approx(0.5)
+    # 44 computed, of which the 4 returned tokens and the last generated one are not recomputation
+    assert record["recomputed_tokens"] == 39 and record["recompute_s"] == pytest.approx(0.5)
 
 
 def test_real_kinds_run_in_the_client():
@@ -84,12 +86,19 @@ async def test_stand_ins_wait_their_stated_duration():
 
 
 def test_the_stock_server_gets_our_engine_settings():
-    args = server_args(__import__("pathlib").Path("/m"), "name", dtype="float32", kv_cache_bytes=123,
-                       max_model_len=384, max_num_seqs=64, port=9)
+    engine = EngineSettings(dtype="float32", kv_cache_bytes=123, max_model_len=384, max_num_seqs=64,
+                            max_num_batched_tokens=512, enable_chunked_prefill=False, async_scheduling=False,
+                            block_size=128, cpu_cores="0-1")
+    args = server_args(__import__("pathlib").Path("/m"), "name", engine, port=9)
     pairs = dict(zip(args[::1], args[1::1]))
-    assert (pairs["--dtype"], pairs["--kv-cache-memory-bytes"], pairs["--max-model-len"], pairs["--max-num-seqs"]) == (
-        "float32", "123", "384", "64")
-    assert {"--enforce-eager", "--enable-prefix-caching", "--enable-prompt-tokens-details"} <= set(args)
+    assert (pairs["--dtype"], pairs["--kv-cache-memory-bytes"], pairs["--max-model-len"], pairs["--max-num-seqs"],
+            pairs["--max-num-batched-tokens"], pairs["--block-size"]) == ("float32", "123", "384", "64", "512", "128")
+    assert {"--enforce-eager", "--enable-prefix-caching", "--enable-prompt-tokens-details",
+            "--no-enable-chunked-prefill", "--no-async-scheduling"} <= set(args)
+    worker = engine.worker_env()  # our worker gets the same, and both the same cores
+    assert (worker["AUGSERVE_MAX_NUM_BATCHED_TOKENS"], worker["AUGSERVE_ENABLE_CHUNKED_PREFILL"],
+            worker["AUGSERVE_BLOCK_SIZE"], worker["VLLM_CPU_OMP_THREADS_BIND"]) == ("512", "false", "128", "0-1")
+    assert engine.cpu_env() == {"VLLM_CPU_OMP_THREADS_BIND": "0-1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
 
 
 def test_without_calls_keeps_the_prompt_and_the_generated_tokens():
@@ -144,7 +153,9 @@ async def test_the_client_runs_the_loop_and_resubmits_the_whole_context():
     tts, calc = rec.interceptions
     assert tts["api"] == "tts" and tts["strategy"] == RESUBMIT and tts["duration_s"] >= 0.05
     assert tts["returned_tokens"] == 2 and tts["context_tokens"] == 7 and tts["held_kv_byte_seconds"] == 0.0
-    assert tts["recomputed_tokens"] == 9 - 4 and calc["recomputed_tokens"] == 14 - 4
+    # re-submitted less the cached prompt, less the returned tokens and the last generated token
+    assert tts["recomputed_tokens"] == 9 - 4 - 3 and calc["recomputed_tokens"] == 14 - 4 - 4
+    assert tts["api_s"] >= 0.05 and tts["api_s"] <= tts["duration_s"]
     assert rec.arrival_s <= rec.first_token_s <= rec.end_s
 
 

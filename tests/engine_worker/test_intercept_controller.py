@@ -112,3 +112,22 @@ def test_the_reserve_is_read_from_the_environment(monkeypatch):
     monkeypatch.setenv("AUGSERVE_POLICY", "fastserve")
     settings = WorkerSettings(model_path="/nonexistent")
     assert settings.offload_reserve_blocks == 12 and settings.policy == "fastserve"
+
+
+def test_the_engine_queue_decides_whether_memory_is_in_demand():
+    """infercept-on-demand keeps a paused request while nothing waits, then moves it once an
+    arrival waits for admission (the engine's waiting count, as its last step reported it)."""
+    engine = Engine(usage=0.3)
+    queue = {"running": 2, "waiting": 0}
+    c = InterceptController("infercept-on-demand", CM, "elapsed", BLOCK, running_context=lambda: 500,
+                            kv_usage=lambda: engine.usage, swap_capacity_tokens=1 << 20, clock=lambda: engine.now,
+                            total_blocks=100, engine_steps=lambda: engine.steps,
+                            engine_queue=lambda: (queue["running"], queue["waiting"]))
+    entry = c.pause("a", "calculator", 160, None)
+    engine.now = 0.5
+    c.tick()
+    assert entry.strategy == "preserve" and not entry.release.is_set()
+    queue["waiting"] = 1
+    engine.now = 0.6
+    c.tick()
+    assert entry.strategy == "swap" and entry.release.is_set()

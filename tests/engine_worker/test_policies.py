@@ -96,3 +96,31 @@ def test_infercept_code_never_discards_when_preserving_is_cheaper(paused):
     for d in POLICIES["infercept-code"](paused, BatchState(500, 0), CM):
         if d.strategy == "discard":
             assert d.waste_discard < d.waste_preserve
+
+
+def _paused_mix() -> list[PausedRequest]:
+    return [PausedRequest("calc", 300, 0.06), PausedRequest("human", 900, 20.0), PausedRequest("image", 500, 3.0)]
+
+
+def test_on_demand_preserves_everyone_while_no_one_needs_the_memory():
+    idle = BatchState(400, swap_budget_tokens=10_000, free_blocks=40, block_size=16, waiting_requests=0,
+                      running_requests=3)
+    decisions = POLICIES["infercept-on-demand"](_paused_mix(), idle, CM)
+    assert {d.request_id: d.strategy for d in decisions} == {"calc": "preserve", "human": "preserve", "image": "preserve"}
+    # InferCept's rule as written moves them all on the same state: the budget takes all three.
+    assert {d.strategy for d in infercept(_paused_mix(), idle, CM)} == {"swap"}
+    assert [d.waste_preserve for d in decisions] == [d.waste_preserve for d in
+                                                   sorted(infercept(_paused_mix(), idle, CM),
+                                                          key=lambda d: ["calc", "human", "image"].index(d.request_id))]
+
+
+@pytest.mark.parametrize("pressure", [
+    {"waiting_requests": 1, "free_blocks": 40, "running_requests": 3},  # an arrival waits for admission
+    {"waiting_requests": 0, "free_blocks": 3, "running_requests": 3},   # the batch has no block to grow into
+])
+def test_on_demand_applies_infercepts_rule_under_memory_demand(pressure):
+    batch = BatchState(400, swap_budget_tokens=600, block_size=16, **pressure)
+    ours = POLICIES["infercept-on-demand"](_paused_mix(), batch, CM)
+    assert [(d.request_id, d.strategy) for d in ours] == [(d.request_id, d.strategy)
+                                                         for d in infercept(_paused_mix(), batch, CM)]
+    assert {d.strategy for d in ours} != {"preserve"}
