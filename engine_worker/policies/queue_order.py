@@ -87,13 +87,35 @@ def fcfs_key(s: QueuedRequest) -> tuple[float, str]:
     return (s.arrival_s, s.request_id)
 
 
+def awaits_first_token(s: QueuedRequest) -> bool:
+    """A new request still waiting for its first token (never ran, no call done)."""
+    return s.state == "waiting" and s.generated_tokens == 0 and s.calls_done == 0
+
+
 class Fcfs:
     """First come, first served by ORIGINAL arrival, whatever the state: a request returning
-    from a call keeps its place (InferCept's 'improved discard' fairness). Stateless."""
+    from a call keeps its place (InferCept's 'improved discard' fairness). Stateless.
+
+    `ttft_budget_s` (None: off) guards new arrivals' first token: a request waiting for its
+    first token longer than the budget goes ahead of every other (FCFS among those). Without it,
+    under load the requests resuming from calls, all of which arrived earlier, take every slot
+    and block that frees, and a new arrival waits until the resumed ones are through; stock
+    vLLM's client-side loop re-submits them at the back instead, which costs them their place."""
+
+    def __init__(self, ttft_budget_s: float | None = None):
+        if ttft_budget_s is not None and ttft_budget_s < 0:
+            raise ValueError("ttft_budget_s must be >= 0")
+        self.ttft_budget_s = ttft_budget_s
 
     def order(self, snapshots: Sequence[QueuedRequest], now: float) -> list[str]:
         check_unique(snapshots)
-        return [s.request_id for s in sorted(snapshots, key=fcfs_key)]
+        budget = self.ttft_budget_s
+
+        def key(s: QueuedRequest) -> tuple[bool, float, str]:
+            overdue = budget is not None and awaits_first_token(s) and now - s.arrival_s > budget
+            return (not overdue, *fcfs_key(s))
+
+        return [s.request_id for s in sorted(snapshots, key=key)]
 
     def observe(self, ran: Mapping[str, float], now: float) -> None:
         return None
