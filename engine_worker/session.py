@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from common.redis_retry import OUTAGE_ERRORS
+from common.redis_retry import OUTAGE_ERRORS, retry_async
 from common.schemas import (
     DeltaEvent, EngineRequest, FinalEvent, InterceptionEvent, InterceptionRecord, OutputEvent,
     ToolResult, Usage,
@@ -265,7 +265,7 @@ class RequestSession:
         self._swap_key = None
         if strategy == "swap" and self._swap is not None:
             try:
-                await self._swap.mark(vllm_id)
+                await retry_async(lambda: self._swap.mark(vllm_id), f"swap mark of {vllm_id}", log, give_up_s=5)
                 self._swap_key = vllm_id
             except OUTAGE_ERRORS as exc:  # unmarked, the connector frees the blocks: a discard
                 log.warning("request %s: swap mark failed (%s), discarding its KV instead", vllm_id, exc)
@@ -281,7 +281,8 @@ class RequestSession:
         update = {"recomputed_tokens": prompt_tokens - cached_tokens, "recompute_s": seconds}
         if self._swap_key is not None and self._swap is not None:
             try:
-                times = await self._swap.times(self._swap_key)
+                key = self._swap_key
+                times = await retry_async(lambda: self._swap.times(key), f"swap times of {key}", log, give_up_s=5)
             except OUTAGE_ERRORS as exc:  # only the record's copy times are missing
                 log.warning("request %s: swap times unreadable (%s)", self._swap_key, exc)
                 times = SwapTimes()
