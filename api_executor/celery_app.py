@@ -22,6 +22,7 @@ from typing import Any  # noqa: E402
 
 from celery import Celery, signals  # noqa: E402
 
+from api_executor.broker import RestoreAfterReconnect  # noqa: E402
 from api_executor.settings import ExecutorSettings  # noqa: E402
 from common import tracing  # noqa: E402
 from common.names import CELERY_QUEUE  # noqa: E402
@@ -41,10 +42,25 @@ app.conf.update(
     task_default_queue=CELERY_QUEUE,
     task_routes={"api.*": {"queue": CELERY_QUEUE}},
     broker_transport_options={"visibility_timeout": settings.executor_visibility_timeout_s},
+    # Broker outages (api_executor/broker.py): our transport survives the restore that kombu's
+    # crashes on; reconnect at start-up and after a loss, forever, kombu's backoff (2 s steps up to
+    # 30 s between tries): a worker that gave up would only be restarted into the same outage.
+    broker_transport="api_executor.broker:Transport",
+    broker_connection_retry=True,
     broker_connection_retry_on_startup=True,
+    broker_connection_max_retries=None,
+    # A task running when the connection drops is left to finish (not cancelled): its result is
+    # delivered once Redis is back (delivery retries), its message put back on the queue (it
+    # cannot be acked on the lost channel) and re-run, where the delivered call_id makes it a no-op.
+    worker_cancel_long_running_tasks_on_connection_loss=False,
+    # Sends (a stand-in's delivery, an http retry) ride out a restart instead of failing the call.
+    task_publish_retry_policy={"max_retries": 15, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2.0},
     task_soft_time_limit=settings.executor_soft_time_limit_s,
     task_time_limit=settings.executor_time_limit_s,
 )
+
+
+app.steps["consumer"].add(RestoreAfterReconnect)
 
 
 @signals.worker_init.connect

@@ -25,6 +25,7 @@ from api_executor import delivery, metrics, runtime, spans
 from api_executor.errors import ToolError, TransientError
 from api_executor.kinds import standin
 from common.names import CELERY_QUEUE
+from common.redis_retry import retry_sync
 from common.schemas import ToolCallTask, ToolResult
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,11 @@ def finish(kind: str, call: ToolCallTask, outcome: str, content: str, started_at
         error=None if ok else content, started_at=started_at, ended_at=ended_at,
     )
     settings = runtime.settings()
-    if not delivery.deliver(runtime.redis_client(), result, call.reply_to, settings.executor_idempotency_ttl_s):
+    # Through a Redis restart: the paused request is waiting for exactly this message.
+    delivered = retry_sync(lambda: delivery.deliver(runtime.redis_client(), result, call.reply_to,
+                                                    settings.executor_idempotency_ttl_s),
+                           f"delivering {kind} call {call.call_id}", log)
+    if not delivered:
         metrics.count_duplicate(kind)
         return
     duration = max(0.0, ended_at - started_at)
@@ -164,7 +169,8 @@ def _parse(kind: str, kwargs: dict[str, Any]) -> ToolCallTask | None:
 
 def _duplicate(kind: str, call: ToolCallTask) -> bool:
     """Skips the work of a call already answered (acks_late re-run); delivery would refuse anyway."""
-    if delivery.already_delivered(runtime.redis_client(), call.call_id):
+    if retry_sync(lambda: delivery.already_delivered(runtime.redis_client(), call.call_id),
+                  f"checking {kind} call {call.call_id}", log):
         metrics.count_duplicate(kind)
         return True
     return False

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 
 from common.names import (ENGINE_GROUP, ENGINE_REQUEST_STREAM, OUTPUT_STREAM_TTL_S, WORKER_STREAMS_SET, WORKERS_HASH,
                           engine_worker_stream, output_stream, program_holder)
+from common.redis_retry import retry_async
 from common.schemas import EngineRequest, ErrorEvent, FinalEvent, OutputEnvelope, OutputEvent
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,17 @@ class RequestStream:
             await self.ensure_group()
             return []
         return _entries(reply)
+
+    async def own_pending(self) -> list[Entry]:
+        """Entries pending on this consumer name from an earlier run of this worker id (it died,
+        it was restarted by the supervisor): nobody else claims them, since the name is alive again,
+        so this worker treats them as claimed from a dead worker."""
+        entries: list[Entry] = []
+        for stream in (self.own_stream, ENGINE_REQUEST_STREAM):
+            reply = await self._redis.xreadgroup(ENGINE_GROUP, self.worker_id, {stream: "0"}, count=1000)
+            # Pending entries deleted meanwhile come back with no fields: nothing left to run.
+            entries += [e for e in _entries(reply) if e.fields]
+        return entries
 
     async def ack(self, entry: Entry) -> None:
         await self._redis.xack(entry.stream, ENGINE_GROUP, entry.entry_id)
@@ -163,6 +175,13 @@ async def _create_group(redis: aioredis.Redis, stream: str) -> None:
             raise
 
 
+def missing_stream_or_group(exc: aioredis.ResponseError) -> bool:
+    """What a Redis restarted without its data answers: the group (NOGROUP) or the stream (XINFO:
+    no such key) is gone; ensure_group recreates both."""
+    text = str(exc)
+    return "NOGROUP" in text or "no such key" in text
+
+
 def _entries(reply) -> list[Entry]:
     return [Entry(_text(stream), _text(eid), fields) for stream, entries in reply or [] for eid, fields in entries]
 
@@ -177,7 +196,10 @@ class OutputPublisher:
         self._redis = redis
 
     async def emit(self, request_id: str, event: OutputEvent) -> None:
+        """Through a Redis restart (bounded: common.redis_retry): the gateway reads on from the
+        last event it saw, so a request whose events only wait keeps going."""
         key = output_stream(request_id)
-        await self._redis.xadd(key, {"event": OutputEnvelope(event=event).model_dump_json()})
+        payload = {"event": OutputEnvelope(event=event).model_dump_json()}
+        await retry_async(lambda: self._redis.xadd(key, payload), f"output of {request_id}", log)
         if isinstance(event, (FinalEvent, ErrorEvent)):
-            await self._redis.expire(key, OUTPUT_STREAM_TTL_S)
+            await retry_async(lambda: self._redis.expire(key, OUTPUT_STREAM_TTL_S), f"output of {request_id}", log)

@@ -13,8 +13,9 @@ import redis.asyncio as aioredis
 from common.names import WORKERS_HASH
 from common.schemas import ErrorEvent, FinalEvent, InterceptionEvent
 from engine_worker import metrics, spans
+from common.redis_retry import OUTAGE_ERRORS, Backoff, retry_async
 from engine_worker.engine import build_engine, effective_config
-from engine_worker.intake import Entry, OutputPublisher, RequestStream, parse_request
+from engine_worker.intake import Entry, OutputPublisher, RequestStream, missing_stream_or_group, parse_request
 from engine_worker import engine_stats
 from engine_worker.cancellations import CancelWatch
 from engine_worker.cost_profile import describe, load_or_profile
@@ -43,6 +44,7 @@ class EngineWorker:
         """Request id -> the task serving it, for cancelling a request its client abandoned."""
         self._cancelled: set[str] = set()
         self._paused_ids: set[str] = set()
+        self._last_claim = 0.0
 
     async def run(self) -> None:
         s = self.settings
@@ -80,6 +82,10 @@ class EngineWorker:
         # yet would look dead to the others, who would adopt and delete its stream.
         await self._heartbeat_once()
         await self._stream.ensure_group()
+        for entry in await self._stream.own_pending():
+            log.warning("resuming request entry %s of %s, pending from this worker's previous run",
+                        entry.entry_id, entry.stream)
+            self._start(entry, reclaimed=True)
         log.info("engine worker %s ready: model %s, policy %s", s.worker_id, s.model_id, s.policy)
         self._cancels = CancelWatch(self._redis)
         background = [asyncio.create_task(self._tools.read_results()), asyncio.create_task(self._heartbeat()),
@@ -96,25 +102,47 @@ class EngineWorker:
             self._engine.shutdown()
 
     async def _intake(self) -> None:
-        last_claim = 0.0
+        """Reads requests for the worker's lifetime. A Redis outage pauses it (bounded backoff,
+        logged), never ends it: the requests in flight carry on meanwhile, and once Redis answers
+        again the worker re-registers (heartbeat, stream registry, consumer groups: a Redis that
+        lost its data has none of them) before reading on."""
+        backoff = Backoff(first_s=0.2, cap_s=5.0)
         while True:
-            if time.monotonic() - last_claim > 5 * self.settings.heartbeat_s:
-                last_claim = time.monotonic()
-                for entry in await self._stream.claim_from_dead_workers(5 * self.settings.heartbeat_s):
-                    self._start(entry, reclaimed=True)
-            room = self.settings.max_inflight - len(self._inflight)
-            while room > 0 and self._backlog:
-                self._start(self._backlog.popleft(), reclaimed=False)
+            try:
+                if backoff.failures:
+                    await self._heartbeat_once()
+                    await self._stream.ensure_group()
+                    log.info("intake: Redis reachable again after %d retries; re-registered", backoff.failures)
+                    backoff.reset()
+                await self._intake_step()
+            except OUTAGE_ERRORS as exc:
+                delay = backoff.next_delay()
+                log.warning("intake: Redis unavailable (%s), retry %d in %.1fs", exc, backoff.failures, delay)
+                await asyncio.sleep(delay)
+            except aioredis.ResponseError as exc:
+                if not missing_stream_or_group(exc):
+                    raise
+                log.warning("intake: request stream or group missing (%s); recreating", exc)
+                await self._stream.ensure_group()
+
+    async def _intake_step(self) -> None:
+        if time.monotonic() - self._last_claim > 5 * self.settings.heartbeat_s:
+            self._last_claim = time.monotonic()
+            for entry in await self._stream.claim_from_dead_workers(5 * self.settings.heartbeat_s):
+                self._start(entry, reclaimed=True)
+        room = self.settings.max_inflight - len(self._inflight)
+        while room > 0 and self._backlog:
+            self._start(self._backlog.popleft(), reclaimed=False)
+            room -= 1
+        if room <= 0:
+            await asyncio.wait(list(self._inflight.values()), return_when=asyncio.FIRST_COMPLETED)
+            return
+        for entry in await self._stream.next_requests(min(room, 32)):
+            if room > 0:
+                self._start(entry, reclaimed=False)
                 room -= 1
-            if room <= 0:
-                await asyncio.wait(list(self._inflight.values()), return_when=asyncio.FIRST_COMPLETED)
-                continue
-            for entry in await self._stream.next_requests(min(room, 32)):
-                if room > 0:
-                    self._start(entry, reclaimed=False)
-                    room -= 1
-                else:
-                    self._backlog.append(entry)
+            else:
+                self._backlog.append(entry)
 
     def _start(self, entry: Entry, reclaimed: bool) -> None:
         task = asyncio.create_task(self._handle(entry, reclaimed))
@@ -131,7 +159,7 @@ class EngineWorker:
             request = parse_request(entry.fields)
         except Exception:
             log.exception("dropping malformed request entry %s of %s", entry.entry_id, entry.stream)
-            await self._stream.ack(entry)
+            await self._ack(entry)
             return
         rid = request.request_id
         traced = spans.RequestTrace.begin(request)
@@ -139,7 +167,7 @@ class EngineWorker:
         try:
             if request.program_id is not None:
                 await self._record_holder(request.program_id)
-            if reclaimed and await self._stream.has_output(rid):
+            if reclaimed and await retry_async(lambda: self._stream.has_output(rid), f"request {rid}", log):
                 await self._out.emit(rid, ErrorEvent(status=503, code="worker_lost",
                                                       message="the engine worker serving this request died"))
                 return
@@ -160,21 +188,34 @@ class EngineWorker:
         except Exception as exc:
             log.exception("request %s failed", rid)
             traced.fail(exc)
-            await self._out.emit(rid, ErrorEvent(status=500, code="engine_error", message=f"engine error: {exc}"))
+            try:
+                await self._out.emit(rid, ErrorEvent(status=500, code="engine_error", message=f"engine error: {exc}"))
+            except OUTAGE_ERRORS:
+                # Redis is gone past the retries: so is the gateway's view of this request, which
+                # ends it with its own 503 (gateway/engine.py).
+                log.error("request %s: could not report its failure, Redis unavailable", rid)
         finally:
             traced.end()
             self._sessions.pop(rid, None)
             self._tasks.pop(rid, None)
             self._cancelled.discard(rid)
-            await self._stream.ack(entry)
+            await self._ack(entry)
+
+    async def _ack(self, entry: Entry) -> None:
+        """Acks through a Redis restart. If Redis stays away past the retries the entry stays
+        pending, and is claimed (re-run or failed cleanly) like a dead worker's: never fatal here."""
+        try:
+            await retry_async(lambda: self._stream.ack(entry), f"ack of {entry.stream} {entry.entry_id}", log)
+        except OUTAGE_ERRORS:
+            log.error("left request entry %s of %s pending: Redis unavailable", entry.entry_id, entry.stream)
 
     async def _watch_cancellations(self) -> None:
         while True:
             await asyncio.sleep(self.settings.cancel_poll_s)
             try:
                 cancelled = await self._cancels.cancelled(list(self._tasks))
-            except (aioredis.ConnectionError, aioredis.TimeoutError):
-                log.warning("could not check for cancelled requests")
+            except OUTAGE_ERRORS as exc:
+                log.warning("could not check for cancelled requests: %s", exc)
                 continue
             for rid in cancelled - self._cancelled:
                 task = self._tasks.get(rid)
@@ -270,5 +311,5 @@ class EngineWorker:
             await asyncio.sleep(self.settings.heartbeat_s)
             try:
                 await self._heartbeat_once()
-            except (aioredis.ConnectionError, aioredis.TimeoutError):
-                log.warning("heartbeat failed")
+            except OUTAGE_ERRORS as exc:
+                log.warning("heartbeat failed: %s", exc)

@@ -18,13 +18,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+from common.redis_retry import OUTAGE_ERRORS, retry_async
 from common.schemas import (
     DeltaEvent, EngineRequest, FinalEvent, InterceptionEvent, InterceptionRecord, OutputEvent,
     ToolResult, Usage,
 )
 from common.recompute import recomputed_tokens
 from common.tool_format import CALL_CLOSE, CALL_OPEN, tool_result_text, visible_text
-from engine_worker.kv_swap.channel import SwapChannel
+from engine_worker.kv_swap.channel import SwapChannel, SwapTimes
 from engine_worker.engine_params import REQUEST_INFO, SWAP_ID, SWAP_KEY
 from engine_worker.policies.output_length import OutputLengthHistory
 from engine_worker.segments import CallApi, Finish, chat_outcome, plan_outcome
@@ -262,11 +263,14 @@ class RequestSession:
         Swap: the connector first copies them to the host buffer, and the resumed request loads
         them back instead of recomputing."""
         vllm_id = self._vllm_id()
+        self._swap_key = None
         if strategy == "swap" and self._swap is not None:
-            await self._swap.mark(vllm_id)
-            self._swap_key = vllm_id
-        else:
-            self._swap_key = None
+            try:
+                await retry_async(lambda: self._swap.mark(vllm_id), f"swap mark of {vllm_id}", log, give_up_s=5)
+                self._swap_key = vllm_id
+            except OUTAGE_ERRORS as exc:  # unmarked, the connector frees the blocks: a discard
+                log.warning("request %s: swap mark failed (%s), discarding its KV instead", vllm_id, exc)
+                strategy = "discard"
         self._released = strategy
         with self._spans.kv_release(strategy, self.context_len()):
             await self._stream.aclose()
@@ -278,7 +282,12 @@ class RequestSession:
         update = {"recomputed_tokens": recomputed_tokens(prompt_tokens, cached_tokens, last.returned_tokens),
                   "recompute_s": seconds}
         if self._swap_key is not None and self._swap is not None:
-            times = await self._swap.times(self._swap_key)
+            try:
+                key = self._swap_key
+                times = await retry_async(lambda: self._swap.times(key), f"swap times of {key}", log, give_up_s=5)
+            except OUTAGE_ERRORS as exc:  # only the record's copy times are missing
+                log.warning("request %s: swap times unreadable (%s)", self._swap_key, exc)
+                times = SwapTimes()
             update |= {"swap_out_s": times.out_s, "swap_in_s": times.in_s}
             self._spans.swapped(times.out_s, times.in_s, last.swapped_bytes)
             self._swap_key = None

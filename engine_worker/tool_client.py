@@ -18,6 +18,7 @@ from celery import Celery
 
 from common import tracing
 from common.names import CELERY_QUEUE, task_name, tool_result_stream
+from common.redis_retry import Backoff
 from common.schemas import ToolCallTask, ToolResult
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,9 @@ class ToolClient:
         self._celery.conf.update(
             task_serializer="json", accept_content=["json"], broker_connection_retry_on_startup=True,
             broker_transport_options={"visibility_timeout": 3600},
+            # A call sent while Redis restarts waits for it (~20 s at most) rather than failing.
+            task_publish_retry_policy={"max_retries": 15, "interval_start": 0.2, "interval_step": 0.5,
+                                       "interval_max": 2.0},
         )
 
     async def call(
@@ -78,18 +82,27 @@ class ToolClient:
     async def read_results(self) -> None:
         """Runs for the worker's lifetime: delivers every result on the reply stream."""
         last_id = "0"
+        backoff = Backoff()
         while True:
             try:
                 batches = await self._redis.xread({self._reply_to: last_id}, block=1000, count=100)
-            except (aioredis.ConnectionError, aioredis.TimeoutError):
-                log.warning("reply stream read failed; retrying")
-                await asyncio.sleep(0.5)
+            except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
+                delay = backoff.next_delay()
+                log.warning("reply stream read failed (%s); retry %d in %.1fs", exc, backoff.failures, delay)
+                await asyncio.sleep(delay)
                 continue
+            if backoff.failures:
+                log.info("reply stream readable again after %d retries", backoff.failures)
+                backoff.reset()
             for _stream, entries in batches or []:
                 for entry_id, fields in entries:
                     last_id = entry_id
                     self._deliver(fields)
-                await self._redis.xdel(self._reply_to, *[e for e, _ in entries])
+                try:
+                    await self._redis.xdel(self._reply_to, *[e for e, _ in entries])
+                except (aioredis.ConnectionError, aioredis.TimeoutError):
+                    # Read past them already (last_id): left behind, they are only stale entries.
+                    log.warning("could not trim the reply stream; continuing")
 
     def _deliver(self, fields: dict) -> None:
         raw = fields.get(b"result") or fields.get("result")

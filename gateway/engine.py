@@ -6,6 +6,11 @@ request's program (gateway/routing.py). A request's events come back on output_s
 holding an OutputEnvelope; the stream is read from its start, so events written before the gateway
 starts reading are never missed, and deleted once the request is over. A request whose client
 goes away before its end (disconnect, timeout) is marked cancelled, and its worker aborts it.
+
+A Redis restart is ridden out (common.redis_retry, logged): a submit retries for `submit_retry_s`,
+a reader resumes from the last event it saw (Redis persists the stream, and the worker retries
+its writes) for up to `outage_s`, then fails the request with a 503; never past its own deadline
+(GatewaySettings.redis_submit_retry_s, redis_outage_s).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import MaxConnectionsError, RedisError
 
+from common.redis_retry import OUTAGE_ERRORS, Backoff, retry_async
 from common.names import OUTPUT_STREAM_TTL_S, WORKER_STREAMS_SET, cancelled_request, output_stream
 from common.schemas import EngineRequest, ErrorEvent, FinalEvent, OutputEnvelope, OutputEvent
 from gateway.errors import ApiError
@@ -32,26 +38,34 @@ MAX_BLOCK_S = 1.0
 
 
 class EngineClient:
-    def __init__(self, redis: Redis, router: Router) -> None:
+    def __init__(self, redis: Redis, router: Router, submit_retry_s: float = 10.0, outage_s: float = 30.0) -> None:
         self.redis = redis
         self.router = router
+        self.submit_retry_s = submit_retry_s
+        self.outage_s = outage_s
         self._cleanups: set[asyncio.Task] = set()
 
     async def submit(self, request: EngineRequest) -> None:
         try:
-            placement = await self.router.place(request.program_id)
-            if placement.decision and placement.decision.worker_id:
-                # Registered with the entry, atomically: should the worker die before reading its
-                # stream, the others find the stream in the registry and adopt the entry.
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    pipe.sadd(WORKER_STREAMS_SET, placement.decision.worker_id)
-                    pipe.xadd(placement.stream, {"request": request.model_dump_json()})
-                    await pipe.execute()
-            else:
-                await self.redis.xadd(placement.stream, {"request": request.model_dump_json()})
-            ROUTED.labels(route=placement.route, reason=placement.reason).inc()
+            await retry_async(lambda: self._submit(request), f"submitting {request.request_id}", log,
+                              give_up_s=self.submit_retry_s)
         except RedisError as exc:
             raise ApiError(503, f"the engine queue is unavailable: {exc}", code="engine_unavailable") from exc
+
+    async def _submit(self, request: EngineRequest) -> None:
+        """One try: a retry places again, then adds (an xadd that failed added nothing, bar a reply lost
+        after the write: common.redis_retry)."""
+        placement = await self.router.place(request.program_id)
+        if placement.decision and placement.decision.worker_id:
+            # Registered with the entry, atomically: should the worker die before reading its
+            # stream, the others find the stream in the registry and adopt the entry.
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.sadd(WORKER_STREAMS_SET, placement.decision.worker_id)
+                pipe.xadd(placement.stream, {"request": request.model_dump_json()})
+                await pipe.execute()
+        else:
+            await self.redis.xadd(placement.stream, {"request": request.model_dump_json()})
+        ROUTED.labels(route=placement.route, reason=placement.reason).inc()
 
     async def events(self, request_id: str, timeout_s: float) -> AsyncIterator[OutputEvent]:
         """Yields the request's events up to and including its FinalEvent or ErrorEvent.
@@ -62,6 +76,8 @@ class EngineClient:
         deadline = time.monotonic() + timeout_s
         last_id = "0-0"
         finished = False
+        backoff = Backoff(first_s=0.2, cap_s=2.0)
+        outage_since: float | None = None
         try:
             while True:
                 remaining = deadline - time.monotonic()
@@ -75,8 +91,22 @@ class EngineClient:
                 except MaxConnectionsError as exc:
                     raise ApiError(503, "the gateway is at its limit of concurrent requests "
                                         "(AUGSERVE_REDIS_MAX_CONNECTIONS)", code="gateway_overloaded") from exc
+                except OUTAGE_ERRORS as exc:
+                    outage_since = time.monotonic() if outage_since is None else outage_since
+                    if time.monotonic() - outage_since >= self.outage_s:
+                        raise ApiError(503, f"lost the engine's output stream: Redis unavailable for {self.outage_s:g}s "
+                                            f"({exc})", code="engine_unavailable") from exc
+                    delay = min(backoff.next_delay(), max(0.0, deadline - time.monotonic()))
+                    log.warning("request %s: output stream unreadable (%s), retry %d in %.1fs",
+                                request_id, exc, backoff.failures, delay)
+                    await asyncio.sleep(delay)
+                    continue
                 except RedisError as exc:
                     raise ApiError(503, f"lost the engine's output stream: {exc}", code="engine_unavailable") from exc
+                if outage_since is not None:
+                    log.info("request %s: output stream readable again", request_id)
+                    outage_since = None
+                    backoff.reset()
                 for _stream, entries in reply or []:
                     for entry_id, fields in entries:
                         last_id = entry_id

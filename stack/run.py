@@ -1,7 +1,9 @@
 """`make run`: the whole stack on this machine, until Ctrl-C.
 
 Redis (embedded), the Celery executor, the estimator, one engine worker on vLLM and the gateway
-on http://127.0.0.1:8000, all as child processes of this one; logs under .run/logs/.
+on http://127.0.0.1:8000, all as child processes of this one; logs under .run/logs/. A service
+that exits is restarted with backoff (stack/supervisor.py) and the stack keeps serving; Ctrl-C
+(or SIGTERM) stops everything, each service's whole process group.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from stack.models import build_default, build_tiny
 from stack.processes import REPO_ROOT, port_open
 from stack.services import Stack, StackConfig
+from stack.supervisor import Supervisor
 
 EXAMPLE = """
 The stack is up: {url}
@@ -55,11 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         stack.start()
         print(EXAMPLE.format(url=cfg.gateway_url, em=cfg.engine_metrics_port, es=cfg.estimator_port,
                              ex=cfg.executor_metrics_port), flush=True)
-        while not (dead := stack.dead()):
+        supervisor = Supervisor(stack.services, cfg.state_dir / "logs", progress=lambda m: print(m, flush=True))
+        while True:
+            supervisor.poll()
             time.sleep(1)
-        for service in dead:
-            print(f"{service.name} exited unexpectedly:\n{service.log_tail()}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 0
     finally:

@@ -94,8 +94,24 @@ def gateway_service(cfg: StackConfig) -> Service:
     return python_module("gateway", "gateway", env=env)
 
 
+def _fresh_heartbeat(client: redis.Redis, worker_id: str, since: float) -> bool:
+    """A heartbeat written after `since`: Redis persists, so an entry of an earlier run (killed
+    before it could remove it) may be there already."""
+    raw = client.hget(WORKERS_HASH, worker_id)
+    try:
+        return raw is not None and json.loads(raw)["heartbeat_at"] >= since
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
 class Stack:
-    """Starts every service (each waited on until it answers) and stops them in reverse."""
+    """Starts every service (each waited on until it answers) and stops them in reverse.
+
+    A Stack does not restart what dies: `dead()` lists it. `make run` adds that on top
+    (stack/supervisor.py, polled by stack/run.py); the tests and the benchmark do not, on purpose:
+    a service dying under a test or a measured run is a failure to see, not to paper over (and a
+    restart would skew the numbers). Tests that exercise restarts build a Supervisor themselves.
+    """
 
     def __init__(self, cfg: StackConfig, progress=print):
         self.cfg = cfg
@@ -123,9 +139,10 @@ class Stack:
             for service in extra:
                 service.start(cfg.state_dir / "logs")
                 self.services.append(service)
-            self._step(engine_service(cfg), lambda: client.hexists(WORKERS_HASH, "engine-0"), 300, "heartbeat")
+            since = time.time()
+            self._step(engine_service(cfg), lambda: _fresh_heartbeat(client, "engine-0", since), 300, "heartbeat")
             for service in extra:
-                service.wait_until(lambda name=service.name: client.hexists(WORKERS_HASH, name), 300, "heartbeat")
+                service.wait_until(lambda name=service.name: _fresh_heartbeat(client, name, since), 300, "heartbeat")
                 self._progress(f"  {service.name} ready (log: {service.log_path})")
             self._step(gateway_service(cfg), lambda: _http_ok(f"{cfg.gateway_url}/health"), 120, "/health")
         except BaseException:

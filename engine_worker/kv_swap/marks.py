@@ -8,7 +8,13 @@ request's vLLM id to a per-worker set before aborting it; the connector takes it
 
 from __future__ import annotations
 
+import logging
+
+from redis.exceptions import RedisError
+
 from common.names import kv_swap_marks
+
+log = logging.getLogger(__name__)
 
 
 async def mark(redis, worker_id: str, vllm_request_id: str) -> None:
@@ -21,5 +27,11 @@ async def unmark(redis, worker_id: str, vllm_request_id: str) -> None:
 
 
 def take(redis, worker_id: str, vllm_request_id: str) -> bool:
-    """True (once) if the worker asked for this request's KV to be swapped out."""
-    return bool(redis.srem(kv_swap_marks(worker_id), vllm_request_id))
+    """True (once) if the worker asked for this request's KV to be swapped out. Runs inside the
+    engine core's step, so a Redis outage must not raise here (it would kill the engine): the
+    request is then discarded instead (its resume recomputes), and that is logged."""
+    try:
+        return bool(redis.srem(kv_swap_marks(worker_id), vllm_request_id))
+    except RedisError as exc:
+        log.warning("swap mark of %s unreadable (%s): discarding its KV instead", vllm_request_id, exc)
+        return False

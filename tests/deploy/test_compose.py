@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from stack import services
+from stack.redis_server import redis_service
 from tests.deploy.compose_model import (
     ANY_VAR, COMPOSE_FILE, ENV_EXAMPLE, PROMETHEUS_CONFIG, REQUIRED_VAR, container_ports, load_compose,
     local_services, normalized_command, port_settings,
@@ -69,6 +70,15 @@ def test_service_sets_every_setting_stack_services_sets(name):
     compose_env = load_compose()["services"][name]["environment"]
     missing = [k for k in local_services()[name].env if k.startswith("AUGSERVE_") and k not in compose_env]
     assert not missing, f"{name}: compose leaves out {missing}"
+
+
+def test_redis_persists_as_the_local_one_does(tmp_path):
+    """An append-only file fsynced every second, no RDB: a restart loses no queued request."""
+    compose_cmd = load_compose()["services"]["redis"]["command"]
+    local_cmd = redis_service(6379, tmp_path).argv
+    for flag in ("--appendonly", "--appendfsync", "--save"):
+        assert compose_cmd[compose_cmd.index(flag) + 1] == local_cmd[local_cmd.index(flag) + 1], flag
+    assert local_cmd[local_cmd.index("--appendonly") + 1] == "yes"
 
 
 def test_every_service_reaches_redis_on_the_stack_port():

@@ -120,3 +120,29 @@ async def test_record_holder_sets_an_expiring_program_key(redis_async):
     await a.record_holder("agent-7", ttl_s=600)
     assert await redis_async.get(program_holder("agent-7")) == "a"
     assert 590_000 < await redis_async.pttl(program_holder("agent-7")) <= 600_000
+
+
+async def test_a_restarted_worker_gets_back_what_its_previous_run_held(redis_async):
+    first = RequestStream(redis_async, "a")
+    await first.ensure_group()
+    await put(redis_async, ENGINE_REQUEST_STREAM, "held-1")
+    await put(redis_async, engine_worker_stream("a"), "held-own")
+    done = await put(redis_async, ENGINE_REQUEST_STREAM, "finished")
+    await put(redis_async, ENGINE_REQUEST_STREAM, "not-read-yet")
+    read = await first.next_requests(count=2, block_ms=100)  # COUNT per stream: not the last one
+    await first.ack(next(e for e in read if e.entry_id == done))
+    # The worker dies here; its successor has the same worker id, so nobody else claims these.
+    again = RequestStream(redis_async, "a")
+    await again.ensure_group()
+    assert sorted(names(await again.own_pending())) == ["held-1", "held-own"]
+    assert names(await again.next_requests(count=10, block_ms=100)) == ["not-read-yet"]
+
+
+async def test_groups_lost_with_redis_data_are_recreated_on_read(redis_async):
+    a = RequestStream(redis_async, "a")
+    await a.ensure_group()
+    await redis_async.flushdb()  # what a Redis restarted without its data looks like
+    assert await a.next_requests(count=1, block_ms=50) == []  # NOGROUP: recreated, nothing lost here
+    await put(redis_async, ENGINE_REQUEST_STREAM, "after")
+    assert names(await a.next_requests(count=1, block_ms=100)) == ["after"]
+    assert await redis_async.smembers(WORKER_STREAMS_SET) == {"a"}

@@ -39,7 +39,7 @@ async def test_models_without_any_worker(gw):
 async def test_health_checks_redis(gw, start_gateway):
     response = await gw.http.get("/health")
     assert response.status_code == 200 and response.json() == {"status": "ok", "redis": "ok"}
-    down = await start_gateway(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    down = await start_gateway(redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_submit_retry_s=0.5)
     response = await down.http.get("/health")
     assert response.status_code == 503
     body = response.json()
