@@ -19,7 +19,10 @@ NAMES = ("normalized-latency", "strategy-mix", "waste")
 
 
 def _ok_runs(results: dict[str, Any]) -> list[tuple[str, list[dict]]]:
-    return [(s["policy"], [r for r in s["runs"] if r.get("metrics")]) for s in results["systems"] if s["runs"]]
+    """Per system, one point per rate: its repeats pooled (bench.summary `by_rate`) where the
+    results have them, else each run."""
+    return [(s["policy"], [r for r in (s.get("by_rate") or s["runs"]) if r.get("metrics")])
+            for s in results["systems"] if s["runs"]]
 
 
 def _x(run: dict[str, Any]) -> float:

@@ -1,21 +1,26 @@
 """The results: a printed table, a JSON file (plots: bench.plots). Results file keys
-(schema_version 2):
+(schema_version 3):
 
     schema_version, profile, started_at, finished_at (ISO 8601 UTC), wall_s,
     parameters: every BenchConfig field (slo_s, slo_statistic, overhead_* included), plus
                 model_path, kv_cache_bytes, pool_tokens, max_model_len, kv_bytes_per_token,
-                engine_dtype, workload (requests per rate, by type)
+                engine_dtype, engine_settings (what every engine was given: bench.engine_settings),
+                workload (requests per repeat and rate, by type)
     systems: [ one object per system (stock-vllm or one of our policies):
         policy (the system's name), ok, error (one line or null), error_detail (log tail or null),
         startup_s, reported_policy (what the running system says: the worker's policy, or
         "stock-vllm" once vLLM's server answers /version), vllm_version (stock-vllm only),
-        runs: [ one per rate: rate (closed loop: null, and concurrency), ok, error, wall_s,
+        engine (the effective settings its running engine reported: common.engine_facts),
+        runs: [ one per rate and repeat: rate (closed loop: null, and concurrency), repeat, ok, error, wall_s,
                 worker_idle_after (before the next run; null after the last),
                 load_avg_1m ([before, after]: the machine's load; other users skew timings),
                 metrics (bench.metrics.system_metrics), requests (RequestRecord dicts) ],
         zero_interception: a run like those (closed loop, calls removed) or null,
+        by_rate: the repeats of each rate pooled, with their spread (bench.summary),
         summary: headline figures (bench.summary) or null ]
-    comparison: infercept / stock-vllm ratios (bench.summary)
+    engine_check: whether every engine reported the same compared settings (bench.summary)
+    comparisons: infercept / stock-vllm and infercept / vllm ratios, or why they were refused;
+    comparison: the first of them
 
 `latest.json` is a copy of the newest results file.
 """

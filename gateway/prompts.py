@@ -19,7 +19,9 @@ from jinja2 import TemplateError
 from common.schemas import API_KINDS
 from common.tool_format import CALL_CLOSE, CALL_OPEN, forced_call_prefix, tools_system_text
 from gateway.errors import ApiError
-from gateway.protocol import ChatCompletionRequest, ChatMessage, CompletionRequest, NamedToolChoice, ToolSpec
+from gateway.protocol import (
+    MAX_JSON_DEPTH, ChatCompletionRequest, ChatMessage, CompletionRequest, NamedToolChoice, ToolSpec, json_depth,
+)
 
 SERVER_API_KINDS = frozenset(k for k in API_KINDS if k != "http")
 
@@ -45,9 +47,11 @@ def render_tool_call(name: str, arguments: str | dict[str, Any]) -> str:
     """A past call, written the way the model writes one (see common.tool_format)."""
     if isinstance(arguments, str):
         try:
-            arguments = json.loads(arguments)
-        except json.JSONDecodeError:
-            pass  # the model's own broken call, echoed back: keep it as it was
+            parsed = json.loads(arguments)
+        except (ValueError, RecursionError):
+            parsed = arguments  # the model's own broken call, echoed back: keep it as it was
+        # Too deep to write back (json recurses): echo the text as it came.
+        arguments = parsed if json_depth(parsed, MAX_JSON_DEPTH) <= MAX_JSON_DEPTH else arguments
     return f"{CALL_OPEN}\n{json.dumps({'name': name, 'arguments': arguments})}\n{CALL_CLOSE}"
 
 

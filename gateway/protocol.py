@@ -23,6 +23,23 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from common.schemas import Plan
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+INT64 = (-(2**63), 2**63 - 1)
+"""vLLM's seed range (a torch.long)."""
+MAX_JSON_DEPTH = 64
+"""Nesting allowed in a tool call's arguments: deeper is no real call, and Python's json recurses."""
+
+
+def json_depth(value: Any, limit: int) -> int:
+    """Nesting depth of a parsed JSON value, counted without recursion and stopping past `limit`."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 class Wire(BaseModel):
@@ -46,6 +63,13 @@ def _text_of_parts(value: Any) -> Any:
 class FunctionCall(Wire):
     name: str
     arguments: str | dict[str, Any] = "{}"
+
+    @field_validator("arguments")
+    @classmethod
+    def _bounded_nesting(cls, arguments: str | dict[str, Any]) -> str | dict[str, Any]:
+        if isinstance(arguments, dict) and json_depth(arguments, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+            raise ValueError(f"arguments nest deeper than {MAX_JSON_DEPTH} levels")
+        return arguments
 
 
 class MessageToolCall(Wire):
@@ -88,8 +112,17 @@ class FunctionSpec(Wire):
     @field_validator("parameters")
     @classmethod
     def _parameters_object(cls, parameters: dict[str, Any] | None) -> dict[str, Any] | None:
-        if parameters is not None and parameters.get("type", "object") != "object":
+        if parameters is None:
+            return None
+        if parameters.get("type", "object") != "object":
             raise ValueError('parameters must be a JSON Schema of type "object"')
+        properties, required = parameters.get("properties", {}), parameters.get("required", [])
+        if not isinstance(properties, dict) or not all(isinstance(v, dict) for v in properties.values()):
+            raise ValueError("parameters.properties must be an object mapping each property to its schema")
+        if not isinstance(required, list) or not all(isinstance(name, str) for name in required):
+            raise ValueError("parameters.required must be a list of property names")
+        if json_depth(parameters, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+            raise ValueError(f"parameters nest deeper than {MAX_JSON_DEPTH} levels")
         return parameters
 
 
@@ -121,7 +154,7 @@ class GenerationFields(Wire):
     max_tokens: Annotated[int, Field(ge=1)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(gt=0, le=1)] | None = None
-    seed: int | None = None
+    seed: Annotated[int, Field(ge=INT64[0], le=INT64[1])] | None = None
     n: Literal[1] | None = None
     stop: str | list[str] | None = None
     stream: bool = False

@@ -111,3 +111,15 @@ def test_tool_dicts_render_as_declared(renderer):
     prompt = render(renderer, [{"role": "user", "content": "Hi"}], tools=[WEATHER])
     listed = prompt.text.split("<tools>\n")[1].split("\n</tools>")[0]
     assert json.loads(listed) == WEATHER
+
+
+def test_a_past_call_that_cannot_be_parsed_back_is_echoed_as_written():
+    """The model's own arguments come back in the next request: a 5000-digit number (over
+    Python's int parsing limit) or JSON nested past the recursion limit stay the text they were."""
+    from gateway.prompts import render_tool_call
+
+    huge = "9" * 5000
+    assert huge in render_tool_call("f", huge)
+    deep = "[" * 5000 + "]" * 5000
+    assert json.loads(render_tool_call("f", deep).split("\n")[1])["arguments"] == deep
+    assert json.loads(render_tool_call("f", '{"x": 1}').split("\n")[1])["arguments"] == {"x": 1}

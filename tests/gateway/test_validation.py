@@ -15,6 +15,13 @@ USER = [{"role": "user", "content": "Hi!"}]
 FN = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}}
 
 
+NESTED: dict = {}
+_inner = NESTED
+for _ in range(100):  # deeper than 64, within what the body parser takes
+    _inner["a"] = {}
+    _inner = _inner["a"]
+
+
 def chat(**fields):
     return {"model": MODEL, "messages": USER, **fields}
 
@@ -80,6 +87,17 @@ CHAT_CASES = [
     ("plan-not-object", chat(plan="fast"), 400, "plan", ["plan"]),
     ("program-id-empty", chat(program_id=""), 400, "program_id", ["program_id"]),
     ("ignore-eos-type", chat(ignore_eos="yes"), 400, "ignore_eos", ["ignore_eos", "boolean"]),
+    ("seed-over-int64", chat(seed=2**64), 400, "seed", ["seed", "less than or equal to"]),
+    ("seed-under-int64", chat(seed=-(2**63) - 1), 400, "seed", ["seed", "greater than or equal to"]),
+    ("tool-properties-list", chat(tools=[{"type": "function", "function": {
+        "name": "f", "parameters": {"type": "object", "properties": ["x"]}}}], tool_choice="required"), 400,
+     "tools.0.function.parameters", ["parameters.properties must be an object"]),
+    ("tool-required-not-list", chat(tools=[{"type": "function", "function": {
+        "name": "f", "parameters": {"type": "object", "required": "x"}}}]), 400,
+     "tools.0.function.parameters", ["parameters.required must be a list"]),
+    ("tool-call-arguments-too-deep", chat(messages=[*USER, {"role": "assistant", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": NESTED}}]}]), 400,
+     "messages.1.tool_calls.0.function.arguments", ["nest deeper than 64 levels"]),
 ]
 
 
