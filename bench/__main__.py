@@ -121,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report.table(results))
     print()
+    print(report.rate_table(results))
+    print()
     print(report.summary_table(results))
     print(f"\nresults: {path} (and {cfg.out_dir / 'latest.json'}), plots: {cfg.out_dir}/latest-*.png, "
           f"wall time {results['wall_s']:.0f}s")

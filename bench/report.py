@@ -89,6 +89,36 @@ def table(results: dict[str, Any]) -> str:
     return _columns(head, rows)
 
 
+def _each(values: list[float | None] | None, fmt) -> str:
+    """One figure per repeat, e.g. '120 / 131'."""
+    return " / ".join(fmt(v) for v in values or []) or "-"
+
+
+def rate_table(results: dict[str, Any]) -> str:
+    """One row per system and rate with its repeats pooled (bench.summary `by_rate`), and each
+    repeat's own value beside the pooled one, so the spread is in view."""
+    head = ("system", "rate", "repeats", "done/sent", "req/s each", "norm.lat mean ms/tok (each)", "p90 pooled",
+            "e2e mean s (each)", "ttft mean s (each)", "recomp share", "pres/disc/swap")
+    rows: list[tuple[str, ...]] = []
+    for system in results["systems"]:
+        for point in system.get("by_rate") or []:
+            m, spread = point["metrics"], point["spread"]
+            by = m["interceptions"]["by_strategy"]
+            other = sum(n for s, n in by.items() if s not in STRATEGIES)
+            rows.append((
+                system["policy"], f"{point['rate']:g}/s", str(point["repeats"]),
+                f"{m['requests']['completed']}/{m['requests']['sent']}",
+                _each(spread["completed_per_s"], lambda v: _s(v, 3)),
+                f"{_ms(m['normalized_latency_s']['mean'])} ({_each(spread['normalized_latency_mean_s'], _ms)})",
+                _ms(m["normalized_latency_s"]["p90"]),
+                f"{_s(m['e2e_latency_s']['mean'])} ({_each(spread['e2e_mean_s'], _s)})",
+                f"{_s(m['ttft_s']['mean'], 2)} ({_each(spread['ttft_mean_s'], lambda v: _s(v, 2))})",
+                _pct(m["recompute_share"]),
+                "/".join(str(by.get(s, 0)) for s in STRATEGIES) + (f" +{other}" if other else ""),
+            ))
+    return _columns(head, rows) if rows else "no rate runs"
+
+
 def _columns(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in [head, *rows] if len(r) == len(head)) for i in range(len(head))]
     lines = []

@@ -6,7 +6,7 @@ import json
 
 from bench.metrics import system_metrics
 from bench.plots import plot
-from bench.report import refused_comparisons, summary_table, table, write_json
+from bench.report import rate_table, refused_comparisons, summary_table, table, write_json
 from bench.summary import SPREAD, annotate
 
 RECORDS = [
@@ -94,6 +94,8 @@ def test_equal_engines_are_compared_with_the_spread_of_the_repeats():
     (point,) = results["systems"][0]["by_rate"]
     assert point["repeats"] == 2 and point["metrics"]["requests"]["sent"] == 2 * len(RECORDS)  # pooled
     assert "engines equal (read back" in summary_table(results) and not refused_comparisons(results)
+    row = rate_table(results).splitlines()[1].split()
+    assert row[:4] == ["stock-vllm", "0.5/s", "2", "4/4"] and row[4:7] == ["0.400", "/", "0.400"]  # each repeat
 
 
 def test_engines_that_differ_are_not_compared():
