@@ -8,6 +8,22 @@ import pytest
 import pytest_asyncio
 import redis
 import redis.asyncio as aioredis
+from hypothesis import settings
+
+# Property tests on a loaded 2-core machine: no per-example deadline (the default 200 ms fails
+# on a slow example, not on a wrong one); the number of examples stays each test's own.
+settings.register_profile("augserve", deadline=None)
+settings.load_profile("augserve")
+
+E2E_PATHS = ("tests/e2e/", "tests/bench/test_smoke.py")
+"""Tests that start the whole stack (vLLM included): marked `e2e`, so `-m "not e2e"` is a quick run."""
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        path = item.nodeid.replace("\\", "/")
+        if any(path.startswith(p) for p in E2E_PATHS):
+            item.add_marker(pytest.mark.e2e)
 
 from stack.processes import free_port
 from stack.redis_server import redis_url, start_redis

@@ -1,4 +1,4 @@
-"""Autellix: programs are the scheduling unit (papers.md, peers).
+"""Autellix (arXiv 2502.13965): programs are the scheduling unit.
 
 PLAS, program-level attained service: a request's priority is the compute its whole program has
 received so far (every request sharing its program_id, finished ones included; a request without

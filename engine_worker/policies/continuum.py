@@ -1,4 +1,4 @@
-"""Continuum: pin a paused request's KV for a time-to-live, and order by program (papers.md, peers).
+"""Continuum (arXiv 2511.02230): pin a paused request's KV for a time-to-live, and order by program.
 
 TTL as rent-or-buy. Holding the KV of a paused request costs C*M bytes for every second of the
 call (preserve waste grows linearly); letting it go costs a fixed amount once the call returns:

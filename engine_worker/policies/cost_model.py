@@ -31,7 +31,7 @@ class CostModel:
         return int(self.fwd_s(batch_tokens) / self.swap_s_per_token)
 
 
-# InferCept's constants for GPT-J-6B on an A100 (papers.md), for the simulator and unit tests:
+# InferCept's constants for GPT-J-6B on an A100 (InferCept, arXiv 2402.01869), for the simulator and unit tests:
 # not this machine's. a = 0.0463 ms/token, c = 10 ms, S = 384, ~605 swap tokens per iteration.
 GPTJ_A100 = CostModel(
     fwd_s_per_token=0.0463e-3, fwd_base_s=10e-3, swap_s_per_token=(0.0463e-3 * 384 + 10e-3) / 605,

@@ -1,4 +1,4 @@
-"""FastServe's skip-join multi-level feedback queue (papers.md, FastServe section).
+"""FastServe's skip-join multi-level feedback queue (FastServe, arXiv 2305.05920).
 
 Queue i has quantum q0 * 2^i. A new request skips the queues whose quantum is shorter than its
 prefill (profiled forward time of its context): a long prompt would use up a short quantum in its

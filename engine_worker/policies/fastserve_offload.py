@@ -1,4 +1,4 @@
-"""FastServe's proactive KV offload as a handling policy (`fastserve`; papers.md, FastServe).
+"""FastServe's proactive KV offload as a handling policy (`fastserve`; FastServe, arXiv 2305.05920).
 
 Paused requests keep their KV (preserve) while the pool has room. When the free blocks fall below
 a reserve (room for the running batch to grow into), the LOWEST-priority paused requests are

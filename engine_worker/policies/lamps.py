@@ -1,4 +1,4 @@
-"""LAMPS: memory-over-time ranking with a predicted handling strategy (papers.md, LAMPS section).
+"""LAMPS: memory-over-time ranking with a predicted handling strategy (LAMPS, arXiv 2410.18248).
 
 Per segment of a request (at arrival, and again after each call) it predicts what the intercept
 policy will do with its KV during the coming call, min(preserve, chunked discard, swap) waste from

@@ -1,4 +1,4 @@
-"""InferCept's waste equations, in bytes x seconds (papers.md, InferCept section).
+"""InferCept's waste equations, in bytes x seconds (InferCept, arXiv 2402.01869).
 
 C = context tokens of the paused request, M = KV bytes per token, T_int = call duration,
 C_other = context of the other running requests, C_batch = context of the whole running batch.
