@@ -27,6 +27,7 @@ from bench.systems import System, make_system, split_system, system_name
 from bench.trace import load_trace
 from bench.workload import (BenchRequest, ConversionConfig, closed_loop, heavy_tailed_outputs, open_loop, select,
                             without_calls)
+from engine_worker import cost_profile
 
 IDLE_TIMEOUT_S = 60.0
 """After a run, how long the system may take to report no request in flight."""
@@ -238,6 +239,26 @@ def build_overhead_workload(cfg: BenchConfig, prompts: PromptBuilder) -> list[Be
     return [replace(r, run_key="zero-interception") for r in requests]
 
 
+def ensure_cost_profile(model_path: Path, engine: EngineSettings, log=print) -> str:
+    """Our workers read their cost model from a profile cached per model, dtype and machine, and
+    profile quickly at start-up when there is none. Started together, they would profile on
+    cores busy with each other's start-ups (forward base costs of 200+ ms measured that way,
+    against ~25 ms idle). So the bench runs the full profile first, alone, when the cache holds
+    none or only a quick one; every worker then loads the same one. Returns its description."""
+    import subprocess
+    import sys
+
+    path = cost_profile.cache_path(str(model_path), engine.dtype)
+    cached = cost_profile.load(path)
+    if cached is None or len(cached.forward_samples) < len(cost_profile.PREFILL_SIZES):
+        log(f"==> profiling the cost model of {model_path.name} ({engine.dtype}) alone first: {path}")
+        subprocess.run([sys.executable, "-m", "engine_worker.cost_profile", "--model", str(model_path),
+                        "--dtype", engine.dtype, "--force"], check=True,
+                       env={**os.environ, **engine.cpu_env(), "HF_HUB_OFFLINE": "1"})
+        cached = cost_profile.load(path)
+    return cost_profile.describe(cached)
+
+
 def run_benchmark(cfg: BenchConfig, log=print) -> tuple[dict[str, Any], Path]:
     """Runs every system; returns the results and the path of the JSON written."""
     began, started_at = time.monotonic(), datetime.now(timezone.utc)
@@ -249,6 +270,7 @@ def run_benchmark(cfg: BenchConfig, log=print) -> tuple[dict[str, Any], Path]:
     workloads = build_workloads(cfg, prompts)
     overhead = build_overhead_workload(cfg, prompts)
     engine = engine_settings(cfg, sizing)
+    profile_text = ensure_cost_profile(model_path, engine, log)
     loads = "; ".join(f"{f'{k[1]:g} req/s' if cfg.mode == 'open' else f'{cfg.concurrency} clients'} "
                       f"(repeat {k[0]}): {len(v)} requests" for k, v in workloads.items())
     with_overhead = [s for s in cfg.policies if overhead is not None and s in cfg.overhead_systems]
@@ -265,7 +287,8 @@ def run_benchmark(cfg: BenchConfig, log=print) -> tuple[dict[str, Any], Path]:
     results = {
         "schema_version": report.SCHEMA_VERSION, "profile": cfg.profile, "started_at": started_at.isoformat(),
         "finished_at": datetime.now(timezone.utc).isoformat(), "wall_s": round(time.monotonic() - began, 1),
-        "parameters": parameters(cfg, model_path, sizing, engine, workloads), "systems": systems,
+        "parameters": {**parameters(cfg, model_path, sizing, engine, workloads), "cost_profile": profile_text},
+        "systems": systems,
     }
     summary.annotate(results)
     path = report.write_json(results, cfg.out_dir, stem)
