@@ -45,9 +45,10 @@ def forced_call_prefix(name: str, parameters: dict[str, Any] | None) -> str:
     return prefix
 
 
-def tool_result_text(content: str) -> str:
-    """Continuation after the model's turn-end token: the tool turn, then a new assistant turn."""
-    return f"\n{TURN_START}tool\n{content}{TURN_END}\n{TURN_START}assistant\n"
+def tool_result_parts(content: str) -> tuple[str, str, str]:
+    """Continuation after the model's turn-end token: the tool turn, then a new assistant turn,
+    as (markers before, the result, markers after), so the result can be tokenized as plain text."""
+    return f"\n{TURN_START}tool\n", content, f"{TURN_END}\n{TURN_START}assistant\n"
 
 
 def visible_text(turn_text: str) -> str:

@@ -24,7 +24,7 @@ from common.schemas import (
     ToolResult, Usage,
 )
 from common.recompute import recomputed_tokens
-from common.tool_format import CALL_CLOSE, CALL_OPEN, tool_result_text, visible_text
+from common.tool_format import CALL_CLOSE, CALL_OPEN, tool_result_parts, visible_text
 from engine_worker.kv_swap.channel import SwapChannel, SwapTimes
 from engine_worker.engine_params import REQUEST_INFO, SWAP_ID, SWAP_KEY
 from engine_worker.policies.output_length import OutputLengthHistory
@@ -335,7 +335,7 @@ class RequestSession:
         if self.request.plan is not None:
             appended = self._codec.exact_length(result.content, call.return_tokens)
         else:
-            appended = self._codec.encode(tool_result_text(result.content))
+            appended = self._codec.encode_tool_turn(*tool_result_parts(result.content))
         ended = time.time()
         record = InterceptionRecord(
             call_id=result.call_id, api=call.api, arguments=call.arguments,

@@ -17,7 +17,17 @@ class TokenCodec:
         return AutoTokenizer.from_pretrained(self._model_path)
 
     def encode(self, text: str) -> list[int]:
+        """Text the server wrote: the model's special-token strings in it are its control tokens."""
         return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def encode_plain(self, text: str) -> list[int]:
+        """Text from outside (an API's result): special-token strings in it are plain text, so a
+        result cannot end the tool turn or forge another (gateway/guarded_template.py)."""
+        return list(self._tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True))
+
+    def encode_tool_turn(self, before: str, content: str, after: str) -> list[int]:
+        """A tool turn: the server's markers around an API's result, the result as plain text."""
+        return self.encode(before) + self.encode_plain(content) + self.encode(after)
 
     def decode(self, token_ids: list[int]) -> str:
         return self._tokenizer.decode(token_ids, skip_special_tokens=False)
@@ -35,7 +45,7 @@ class TokenCodec:
         Scripted requests promise how many tokens a call returns; real APIs do not return text
         of an exact token length, so the worker makes it so.
         """
-        ids = self.encode(text)
+        ids = self.encode_plain(text)
         if length is None:
             return ids
         if not ids:

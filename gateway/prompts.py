@@ -18,6 +18,7 @@ from jinja2 import TemplateError
 
 from common.schemas import API_KINDS
 from common.tool_format import CALL_CLOSE, CALL_OPEN, forced_call_prefix, tools_system_text
+from gateway import guarded_template
 from gateway.errors import ApiError
 from gateway.protocol import (
     MAX_JSON_DEPTH, ChatCompletionRequest, ChatMessage, CompletionRequest, NamedToolChoice, ToolSpec, json_depth,
@@ -111,14 +112,17 @@ class PromptRenderer:
             else:
                 turns.insert(0, {"role": "system", "content": self.default_system + listed})
         try:
-            text = self.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+            # Control tokens come from the template only: client text is tokenized as plain text.
+            text, token_ids = guarded_template.render(self.tokenizer, turns, add_generation_prompt=True)
         except TemplateError as exc:
             raise ApiError(400, f"the chat template rejected the messages: {exc}", param="messages") from exc
         if forced is not None:
-            text += forced_call_prefix(forced.function.name, forced.function.parameters)
+            prefix = forced_call_prefix(forced.function.name, forced.function.parameters)
+            text += prefix
+            token_ids += self.tokenizer.encode(prefix, add_special_tokens=False)
         names = [t.function.name for t in tools]
         return Prompt(
-            token_ids=self.tokenizer.encode(text, add_special_tokens=False),
+            token_ids=token_ids,
             text=text,
             server_tools=[n for n in names if n in self.server_tool_names],
             client_tools=[n for n in names if n not in self.server_tool_names],
