@@ -29,6 +29,8 @@ from engine_worker.tokens import TokenCodec
 from engine_worker.tool_client import ToolClient
 
 log = logging.getLogger("engine_worker")
+ENGINE_STATS_LOG_S = 10.0
+"""vLLM's OpenAI server logs its engine stats this often (VLLM_LOG_STATS_INTERVAL's default)."""
 
 
 class EngineWorker:
@@ -89,7 +91,8 @@ class EngineWorker:
         log.info("engine worker %s ready: model %s, policy %s", s.worker_id, s.model_id, s.policy)
         self._cancels = CancelWatch(self._redis)
         background = [asyncio.create_task(self._tools.read_results()), asyncio.create_task(self._heartbeat()),
-                      asyncio.create_task(self._controller.run()), asyncio.create_task(self._watch_cancellations())]
+                      asyncio.create_task(self._controller.run()), asyncio.create_task(self._watch_cancellations()),
+                      asyncio.create_task(self._log_engine_stats())]
         try:
             await self._intake()
         finally:
@@ -305,6 +308,17 @@ class EngineWorker:
 
     async def _heartbeat_once(self) -> None:
         await self._redis.hset(WORKERS_HASH, self.settings.worker_id, json.dumps(self.status()))
+
+    async def _log_engine_stats(self) -> None:
+        """vLLM's own periodic stats line ("Avg prompt throughput ..., Running: n reqs, ... KV cache
+        usage"), as vLLM's OpenAI server logs it every 10 s: the same engine-level figures in our
+        log as in a stock server's, for side-by-side reading."""
+        while True:
+            await asyncio.sleep(ENGINE_STATS_LOG_S)
+            try:
+                await self._engine.do_log_stats()
+            except Exception:  # noqa: BLE001 - a log line is never worth the worker
+                log.exception("engine stats logging failed")
 
     async def _heartbeat(self) -> None:
         while True:
