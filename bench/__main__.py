@@ -86,6 +86,7 @@ def parser() -> argparse.ArgumentParser:
                    help="seconds of the zero-interception closed-loop run (0: skip it)")
     p.add_argument("--overhead-concurrency", type=int, help="clients of the zero-interception run")
     p.add_argument("--overhead-systems", type=_names, help="systems that run the zero-interception workload")
+    p.add_argument("--compare", help="the system set against stock-vllm and vllm (default: the worker's default policy)")
     p.add_argument("--repeats", type=int, help="runs of each rate per system, interleaved across systems (default 2)")
     p.add_argument("--max-num-batched-tokens", type=int, help="every engine's step token budget (default 2048)")
     p.add_argument("--chunked-prefill", dest="enable_chunked_prefill", action=argparse.BooleanOptionalAction,

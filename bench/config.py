@@ -115,6 +115,9 @@ class BenchConfig:
     (workload.heavy_tailed_outputs), FastServe's setting."""
     pareto_alpha: float = 1.2
     pareto_min_tokens: int = 8
+    compare: str | None = None
+    """The system compared with stock vLLM and our `vllm` policy (None: the worker's default
+    policy if it runs, else the first of ours)."""
     repeats: int = 2
     """Runs of each rate per system, interleaved: every rate once for every system (in an order
     rotated per rate), then again with the next repeat's seed."""

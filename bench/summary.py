@@ -165,6 +165,18 @@ def comparison(results: dict[str, Any], system: str = COMPARED[0], baseline: str
     }
 
 
+def compared_system(results: dict[str, Any]) -> str:
+    """The system set against the baselines: the run's `compare` parameter, else our worker's
+    default policy when it ran, else the first of ours in run order."""
+    names = [s["policy"] for s in results["systems"]]
+    given = results["parameters"].get("compare")
+    if given:
+        return given
+    if COMPARED[0] in names:
+        return COMPARED[0]
+    return next((n for n in names if n not in BASELINES), COMPARED[0])
+
+
 def annotate(results: dict[str, Any]) -> dict[str, Any]:
     """Adds each system's `by_rate` and `summary`, and the results' `engine_check`, `comparisons`
     and `comparison`, in place; returns the results."""
@@ -173,9 +185,7 @@ def annotate(results: dict[str, Any]) -> dict[str, Any]:
         system["by_rate"] = by_rate(system, params.get("window_s", 0.0))
         system["summary"] = system_summary(system, params["slo_s"], params["slo_statistic"])
     results["engine_check"] = engine_check(results)
-    names = {s["policy"] for s in results["systems"]}
-    # Our default policy; in results of a run without it, infercept (the paper's rule).
-    ours = COMPARED[0] if COMPARED[0] in names or "infercept" not in names else "infercept"
+    ours = compared_system(results)
     results["comparisons"] = [comparison(results, ours, baseline) for baseline in BASELINES]
     results["comparison"] = results["comparisons"][0]
     return results
