@@ -279,8 +279,8 @@ class RequestSession:
         """What the resume after a discard or swap cost: tokens recomputed (prefix-cache and
         swapped-in tokens excluded) and, for a swap, the copy times the connector reported."""
         last = self._progress.interceptions[-1]
-        update = {"recomputed_tokens": recomputed_tokens(prompt_tokens, cached_tokens, last.returned_tokens),
-                  "recompute_s": seconds}
+        recomputed = recomputed_tokens(prompt_tokens, cached_tokens, last.returned_tokens)
+        update = {"recomputed_tokens": recomputed, "recompute_s": seconds}
         if self._swap_key is not None and self._swap is not None:
             try:
                 key = self._swap_key
@@ -291,7 +291,7 @@ class RequestSession:
             update |= {"swap_out_s": times.out_s, "swap_in_s": times.in_s}
             self._spans.swapped(times.out_s, times.in_s, last.swapped_bytes)
             self._swap_key = None
-        self._spans.recomputed(prompt_tokens, cached_tokens, seconds)
+        self._spans.recomputed(prompt_tokens, cached_tokens, recomputed, seconds)
         self._progress.interceptions[-1] = last.model_copy(update=update)
 
     def _outcome(self, segment_index: int, seg_text: str, engine_finish: str) -> CallApi | Finish:

@@ -76,7 +76,7 @@ class WorkerSettings(CommonSettings):
     known outside vLLM (it may be evicted sooner under memory pressure), and 10 minutes covers the
     gaps between an agent's calls (tool and human turns) without pinning a program forever."""
     policy: Literal["preserve", "vllm", "improved-discard", "swap", "infercept", "infercept-on-demand",
-                    "infercept-code", "continuum", "fastserve"] = "infercept"
+                    "infercept-code", "continuum", "fastserve"] = "infercept-on-demand"
     """What a paused request's KV cache gets (engine_worker/policies/handling.py): `preserve` keeps
     it, `vllm` discards it and re-queues the resumed request at the back, `improved-discard`
     discards and keeps its original place, `swap` copies it to the host buffer, `infercept`

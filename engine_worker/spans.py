@@ -166,13 +166,13 @@ class SessionSpans:
                 "augserve.kv.bytes": nbytes, "augserve.swap_s": seconds}).end()
         span.set_attributes({"augserve.swapped_bytes": nbytes, "augserve.swap_out_s": out_s, "augserve.swap_in_s": in_s})
 
-    def recomputed(self, prompt_tokens: int, cached_tokens: int, seconds: float) -> None:
+    def recomputed(self, prompt_tokens: int, cached_tokens: int, recomputed: int, seconds: float) -> None:
         """The discarded context was prefilled again: `seconds` from re-submitting it to its first
-        output token, prefix-cache hits (`cached_tokens`) excluded from the recompute."""
+        output token; `recomputed` of its tokens computed again (common.recompute: prefix-cache
+        hits and the tokens every resume computes excluded)."""
         span = self._awaiting_recompute
         if span is None:
             return
-        recomputed = prompt_tokens - cached_tokens
         attributes = {"augserve.recomputed_tokens": recomputed, "augserve.recompute_s": seconds}
         tracer.start_span("kv recompute", context=trace.set_span_in_context(span), start_time=tracing.ago_ns(seconds),
                           attributes={**attributes, "augserve.kv.tokens": prompt_tokens,

@@ -79,7 +79,7 @@ def test_fcfs_orders_by_original_arrival_whatever_the_state():
         QueuedRequest("new", 40.0, "waiting", 50),
         QueuedRequest("b-tie", 3.0, "paused", 10),
     ]
-    assert Fcfs().order(snapshots, 60.0) == ["returned-from-call", "b-tie", "running", "new"]
+    assert Fcfs(ttft_budget_s=None).order(snapshots, 60.0) == ["returned-from-call", "b-tie", "running", "new"]
 
 
 def test_fcfs_ttft_budget_puts_overdue_new_arrivals_first():
@@ -89,11 +89,12 @@ def test_fcfs_ttft_budget_puts_overdue_new_arrivals_first():
         QueuedRequest("new-overdue", 40.0, "waiting", 50),
         QueuedRequest("started", 30.0, "waiting", 50, generated_tokens=3),  # has its first token
     ]
-    assert Fcfs().order(snapshots, 60.0) == ["resumed", "started", "new-overdue", "new-late"]
+    assert Fcfs(ttft_budget_s=None).order(snapshots, 60.0) == ["resumed", "started", "new-overdue", "new-late"]
     # At 60 s only the arrival of 40 s has waited more than 15 s; at 70 s both have.
     assert Fcfs(ttft_budget_s=15).order(snapshots, 60.0) == ["new-overdue", "resumed", "started", "new-late"]
     assert Fcfs(ttft_budget_s=15).order(snapshots, 70.0) == ["new-overdue", "new-late", "resumed", "started"]
-    assert make_scheduler("fcfs", GPTJ_A100, ttft_budget_s=2.0).ttft_budget_s == 2.0
+    assert make_scheduler("fcfs", GPTJ_A100).ttft_budget_s == 2.0  # on by default
+    assert make_scheduler("fcfs", GPTJ_A100, ttft_budget_s=None).ttft_budget_s is None
     with pytest.raises(ValueError, match="ttft_budget_s"):
         Fcfs(ttft_budget_s=-1)
 
