@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -50,11 +52,12 @@ class Cluster:
                                 broker_connection_retry_on_startup=True)
         self.workers: list[Service] = []
 
-    def start_worker(self, name: str) -> Service:
+    def start_worker(self, name: str, **extra_env: str) -> Service:
         """Starts a worker and returns once its liveness key is there (it is consuming)."""
         before = self.incarnations()
         env = {"AUGSERVE_REDIS_URL": self.url, "AUGSERVE_TIME_SCALE": "1",
-               "AUGSERVE_EXECUTOR_HEARTBEAT_S": str(HEARTBEAT_S), "AUGSERVE_EXECUTOR_LIVENESS_TTL_S": str(LIVENESS_TTL_S)}
+               "AUGSERVE_EXECUTOR_HEARTBEAT_S": str(HEARTBEAT_S), "AUGSERVE_EXECUTOR_LIVENESS_TTL_S": str(LIVENESS_TTL_S),
+               **extra_env}
         service = python_module(
             name, "celery", "-A", "api_executor.celery_app", "worker", "-Q", CELERY_QUEUE, "--pool", "prefork",
             "--concurrency", "2", "--loglevel", "INFO", "-n", f"{name}@%h",
@@ -185,3 +188,61 @@ def test_a_restarted_executor_runs_the_calls_of_its_killed_predecessor(cluster: 
     # plus the rest of the dead one's ttl, plus a scan.
     assert max(recovery) < max(up_at - killed_at, LIVENESS_TTL_S) + HEARTBEAT_S + RECOVERY_SLACK_S
     assert dead not in cluster.incarnations()
+
+
+class GatedEndpoint:
+    """A local HTTP endpoint that answers only once `open` is set, counting the requests it got."""
+
+    def __init__(self) -> None:
+        self.open = threading.Event()
+        self.hits = 0
+        state = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                state.hits += 1
+                state.open.wait(60)
+                body = f"answer {state.hits}".encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except BrokenPipeError:  # the caller was killed meanwhile
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.open.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_call_running_when_its_executor_dies_is_run_again(cluster: Cluster) -> None:
+    """Not only waiting deliveries: a sync call in a pool process killed mid-request is re-run."""
+    endpoint = GatedEndpoint()
+    try:
+        apis = json.dumps({"gated": {"url": endpoint.url, "timeout_s": 60}})
+        a = cluster.start_worker("executor-a", AUGSERVE_HTTP_APIS=apis)
+        stream = f"replies-{uuid.uuid4().hex[:8]}"
+        call = ToolCallTask(call_id=f"call-{uuid.uuid4().hex[:12]}", request_id="req-1", api="http",
+                            arguments={"endpoint": "gated"}, reply_to=stream)
+        cluster.celery.send_task(task_name("http"), kwargs=call.model_dump(mode="json"), queue=CELERY_QUEUE)
+        _poll(lambda: endpoint.hits == 1, "the call reaching the endpoint", 20)
+        killed_at = _kill_group(a)
+        endpoint.open.set()  # from now on it answers: the re-run gets through
+        cluster.start_worker("executor-a", AUGSERVE_HTTP_APIS=apis)
+        ((arrived, result),) = cluster.results_with_arrival(stream, 1, timeout_s=START_BOUND_S + LIVENESS_TTL_S + 10)
+        assert (result.call_id, result.ok, result.content) == (call.call_id, True, "answer 2")
+        print(f"\nrunning call: result {arrived - killed_at:.2f} s after the kill")
+        _poll(cluster.broker_empty, "empty broker", 20)
+        assert cluster.redis.xlen(stream) == 1 and endpoint.hits == 2
+    finally:
+        endpoint.close()
