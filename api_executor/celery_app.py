@@ -11,7 +11,8 @@ once the dead one's liveness key expires (api_executor.reclaim); delivery is ide
 (api_executor.delivery), so the caller still gets exactly one result. The visibility timeout is
 far above any task's hard limit plus the longest delivery countdown, so messages that are merely
 waiting (stand-in deliveries held with a countdown) are never handed out twice; it is only the
-backstop for an unacked message that names no holder. Metrics: set AUGSERVE_EXECUTOR_METRICS_PORT to serve /metrics from the main process.
+backstop for an unacked message that names no holder. Metrics: set AUGSERVE_EXECUTOR_METRICS_PORT
+to serve /metrics from the main process.
 Traces (AUGSERVE_OTLP_ENDPOINT): set up in each prefork pool process, where tasks run; a failure
 that only the main process reports (a hard time limit) gets no execute_tool span.
 """

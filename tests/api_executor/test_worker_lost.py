@@ -56,8 +56,8 @@ class Cluster:
         """Starts a worker and returns once its liveness key is there (it is consuming)."""
         before = self.incarnations()
         env = {"AUGSERVE_REDIS_URL": self.url, "AUGSERVE_TIME_SCALE": "1",
-               "AUGSERVE_EXECUTOR_HEARTBEAT_S": str(HEARTBEAT_S), "AUGSERVE_EXECUTOR_LIVENESS_TTL_S": str(LIVENESS_TTL_S),
-               **extra_env}
+               "AUGSERVE_EXECUTOR_HEARTBEAT_S": str(HEARTBEAT_S),
+               "AUGSERVE_EXECUTOR_LIVENESS_TTL_S": str(LIVENESS_TTL_S), **extra_env}
         service = python_module(
             name, "celery", "-A", "api_executor.celery_app", "worker", "-Q", CELERY_QUEUE, "--pool", "prefork",
             "--concurrency", "2", "--loglevel", "INFO", "-n", f"{name}@%h",
