@@ -1,4 +1,6 @@
-"""The executor's Redis broker transport: kombu's, plus surviving a Redis restart.
+"""The executor's Redis broker transport: kombu's, plus surviving a Redis restart, plus holder
+leases so that the messages of an executor that died are reclaimed by a live one
+(api_executor.reclaim: every unacked message records which worker incarnation holds it).
 
 When the broker connection drops, Celery closes the channel, and closing puts the messages this
 worker had received but not acked (running acks_late tasks, and every stand-in delivery held with
@@ -20,10 +22,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from celery import bootsteps
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
+from kombu.utils.json import dumps
+
+from api_executor import reclaim
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,23 @@ _unrestored: set[str] = set()
 
 
 class QoS(kombu_redis.QoS):
+    def append(self, message: Any, delivery_tag: str) -> None:
+        """kombu's append (the unacked hash and its time index, one pipeline), with the hold
+        recorded in that same pipeline: an unacked message always names its holder."""
+        delivery = message.delivery_info
+        with self.pipe_or_acquire() as pipe:
+            pipe.zadd(self.unacked_index_key, {delivery_tag: time.time()}).hset(
+                self.unacked_key, delivery_tag, dumps([message._raw, delivery["exchange"], delivery["routing_key"]]))
+            reclaim.record_hold(pipe, delivery_tag)
+            pipe.execute()
+            virtual.QoS.append(self, message, delivery_tag)  # kombu_redis.QoS.append's own writes are above
+
+    def _remove_from_indices(self, delivery_tag: str, pipe: Any = None) -> Any:
+        # Every way out of the unacked hash (ack, reject, restore_by_tag) passes here.
+        pipe = super()._remove_from_indices(delivery_tag, pipe)
+        reclaim.release_hold(pipe, delivery_tag)
+        return pipe
+
     def restore_unacked(self, client: Any = None) -> None:
         tags = set(self._delivered)
         try:

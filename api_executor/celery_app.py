@@ -5,11 +5,14 @@ Start a worker (from the repository root, with the stack's env, e.g. AUGSERVE_RE
     python -m celery -A api_executor.celery_app worker -Q api --pool prefork --concurrency 8
 
 Results travel by message (XADD to the caller's reply stream), never through a Celery backend.
-Late acks + reject-on-worker-lost mean a call whose worker dies is run again; delivery is
-idempotent by call_id (api_executor.delivery), so the caller still gets exactly one result.
-The visibility timeout is far above any task's hard limit plus the longest delivery countdown,
-so messages that are merely waiting (stand-in deliveries held with a countdown) are never handed
-out twice. Metrics: set AUGSERVE_EXECUTOR_METRICS_PORT to serve /metrics from the main process.
+Late acks + reject-on-worker-lost mean a call whose pool process dies is run again; a call whose
+whole worker dies (main process included) is put back on the queue by a live or restarted worker
+once the dead one's liveness key expires (api_executor.reclaim); delivery is idempotent by call_id
+(api_executor.delivery), so the caller still gets exactly one result. The visibility timeout is
+far above any task's hard limit plus the longest delivery countdown, so messages that are merely
+waiting (stand-in deliveries held with a countdown) are never handed out twice; it is only the
+backstop for an unacked message that names no holder. Metrics: set AUGSERVE_EXECUTOR_METRICS_PORT
+to serve /metrics from the main process.
 Traces (AUGSERVE_OTLP_ENDPOINT): set up in each prefork pool process, where tasks run; a failure
 that only the main process reports (a hard time limit) gets no execute_tool span.
 """
@@ -23,6 +26,7 @@ from typing import Any  # noqa: E402
 from celery import Celery, signals  # noqa: E402
 
 from api_executor.broker import RestoreAfterReconnect  # noqa: E402
+from api_executor.reclaim import ReclaimFromDeadExecutors  # noqa: E402
 from api_executor.settings import ExecutorSettings  # noqa: E402
 from common import tracing  # noqa: E402
 from common.names import CELERY_QUEUE  # noqa: E402
@@ -61,6 +65,7 @@ app.conf.update(
 
 
 app.steps["consumer"].add(RestoreAfterReconnect)
+app.steps["consumer"].add(ReclaimFromDeadExecutors)
 
 
 @signals.worker_init.connect

@@ -48,6 +48,9 @@ DUPLICATES = Counter(
     "augserve_executor_duplicate_deliveries_total", "Results not delivered because their call_id already was",
     ["api"])
 RETRIES = Counter("augserve_executor_retries_total", "Retries of calls after a transient error", ["api"])
+RECLAIMED = Counter(
+    "augserve_executor_reclaimed_messages_total",
+    "Broker messages of a dead executor put back on the queue by this one (api_executor.reclaim)")
 CALL_DURATION = Histogram(
     "augserve_executor_call_duration_seconds", "Duration of delivered API calls, first start to result",
     ["api"], buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 45, 60, 120))
@@ -64,6 +67,10 @@ def count_duplicate(api: str) -> None:
 
 def count_retry(api: str) -> None:
     RETRIES.labels(api=api).inc()
+
+
+def count_reclaimed(n: int) -> None:
+    RECLAIMED.inc(n)
 
 
 def serve(port: int, host: str = "0.0.0.0") -> None:

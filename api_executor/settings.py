@@ -15,11 +15,17 @@ class ExecutorSettings(CommonSettings):
     executor_time_limit_s: Annotated[float, Field(gt=0, le=3600)] = 75.0
     """Hard limit: the pool process is killed; the worker still delivers a timeout error result."""
     executor_visibility_timeout_s: Annotated[float, Field(ge=60, le=86400)] = 3600.0
-    """Redis broker: an unacked message is handed out again after this long (acks_late)."""
+    """Redis broker: an unacked message is handed out again after this long (acks_late). Only the
+    backstop: a dead worker's messages are reclaimed after executor_liveness_ttl_s."""
     executor_max_countdown_s: Annotated[float, Field(gt=0, le=3600)] = 600.0
     """Longest single countdown of a stand-in's delivery; longer waits are chained in hops."""
     executor_idempotency_ttl_s: Annotated[int, Field(ge=60, le=30 * 86400)] = 86400
     """How long a call_id's "delivered" marker lives (must outlast any re-delivery)."""
+    executor_heartbeat_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    """How often a worker refreshes its liveness key and looks for messages of dead workers."""
+    executor_liveness_ttl_s: Annotated[float, Field(gt=0, le=600)] = 5.0
+    """A worker whose liveness key is this old is dead: the messages it held (running calls,
+    stand-in deliveries waiting for their due time) go back on the queue (api_executor.reclaim)."""
     executor_http_max_retries: Annotated[int, Field(ge=0, le=10)] = 3
     executor_http_retry_backoff_s: Annotated[float, Field(ge=0, le=60)] = 1.0
     """First retry waits this long, doubling each time (capped at 30 s)."""
@@ -40,6 +46,12 @@ class ExecutorSettings(CommonSettings):
         if self.executor_visibility_timeout_s <= self.executor_time_limit_s + self.executor_max_countdown_s:
             raise ValueError("executor_visibility_timeout_s must exceed executor_time_limit_s + "
                              "executor_max_countdown_s, or waiting messages are handed out twice")
+        if self.executor_liveness_ttl_s < 2 * self.executor_heartbeat_s:
+            raise ValueError("executor_liveness_ttl_s must be at least twice executor_heartbeat_s, "
+                             "or a live worker looks dead between two refreshes")
+        if self.executor_liveness_ttl_s + self.executor_heartbeat_s >= self.api_call_timeout_s:
+            raise ValueError("executor_liveness_ttl_s + executor_heartbeat_s must be below api_call_timeout_s, "
+                             "or a dead executor's calls are reclaimed after their requests gave up")
         if self.executor_idempotency_ttl_s <= self.executor_visibility_timeout_s:
             raise ValueError("executor_idempotency_ttl_s must exceed executor_visibility_timeout_s")
         return self

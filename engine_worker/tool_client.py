@@ -3,6 +3,8 @@
 Results never come through a Celery result backend: each task XADDs its ToolResult to this
 worker's reply stream, and one reader task resolves the waiting futures. A call with no result
 by its deadline resolves to an error result, so a lost or crashed call never hangs a request.
+A call whose executor dies is run again by another one (api_executor.reclaim); of the results
+that may then arrive for one call_id, only the first is taken.
 """
 
 from __future__ import annotations
@@ -111,6 +113,12 @@ class ToolClient:
         except Exception:
             log.exception("malformed tool result dropped: %r", raw)
             return
+        # Exactly one result per call reaches its request: the first. A second one (the same call
+        # run again after its executor died, should delivery's own once-per-call_id guard ever be
+        # bypassed) or one after the call's deadline finds no waiting future and is dropped.
         future = self._waiting.get(result.call_id)
-        if future is not None and not future.done():
-            future.set_result(result)
+        if future is None or future.done():
+            log.info("dropped a result of call %s: no call waits for it (answered already, or past its deadline)",
+                     result.call_id)
+            return
+        future.set_result(result)

@@ -11,6 +11,7 @@ from api_executor.settings import ExecutorSettings
 def test_defaults_are_consistent() -> None:
     s = ExecutorSettings()
     assert s.executor_soft_time_limit_s < s.executor_time_limit_s < s.executor_visibility_timeout_s
+    assert 2 * s.executor_heartbeat_s <= s.executor_liveness_ttl_s < s.api_call_timeout_s
 
 
 @pytest.mark.parametrize(("fields", "message"), [
@@ -18,6 +19,8 @@ def test_defaults_are_consistent() -> None:
     ({"executor_soft_time_limit_s": 130, "executor_time_limit_s": 140}, "below api_call_timeout_s"),
     ({"executor_visibility_timeout_s": 600}, "visibility_timeout_s must exceed"),
     ({"executor_idempotency_ttl_s": 3000}, "idempotency_ttl_s must exceed"),
+    ({"executor_heartbeat_s": 3, "executor_liveness_ttl_s": 5}, "at least twice executor_heartbeat_s"),
+    ({"executor_liveness_ttl_s": 119, "executor_heartbeat_s": 2}, "liveness_ttl_s \\+ executor_heartbeat_s must be below"),
 ])
 def test_nonsense_is_refused(fields: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
