@@ -3,6 +3,9 @@
 Results never come through a Celery result backend: each task XADDs its ToolResult to this
 worker's reply stream, and one reader task resolves the waiting futures. A call with no result
 by its deadline resolves to an error result, so a lost or crashed call never hangs a request.
+
+A call adopted from a dead worker (same call_id, sent again) may also be answered on that worker's
+reply stream, where the first run's result lands: `also_watch` polls it too.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -20,8 +22,13 @@ from common import tracing
 from common.names import CELERY_QUEUE, task_name, tool_result_stream
 from common.redis_retry import Backoff
 from common.schemas import ToolCallTask, ToolResult
+from engine_worker.segments import new_call_id
 
 log = logging.getLogger(__name__)
+
+
+ADOPTED_POLL_S = 0.25
+"""How often an adopted call's result is looked for on the dead worker's reply stream."""
 
 
 def _error_result(call_id: str, api: str, started_at: float, message: str) -> ToolResult:
@@ -46,11 +53,18 @@ class ToolClient:
                                        "interval_max": 2.0},
         )
 
+    @property
+    def reply_to(self) -> str:
+        return self._reply_to
+
     async def call(
         self, *, request_id: str, api: str, arguments: dict[str, Any], duration_s: float | None = None,
-        return_tokens: int | None = None, traceparent: str | None = None,
+        return_tokens: int | None = None, traceparent: str | None = None, call_id: str | None = None,
+        also_watch: str | None = None,
     ) -> ToolResult:
-        call_id = f"call_{uuid.uuid4().hex[:24]}"
+        """Sends the call and awaits its result. `also_watch`: another reply stream where the
+        result may come (the dead worker's, for a call adopted from it); it is taken from there."""
+        call_id = call_id or new_call_id()
         started_at = time.time()
         # The caller's span (the interception) is the parent of the executor's: in the task's
         # kwargs for its execute_tool span, in the message headers for Celery's own spans. Headers
@@ -65,6 +79,7 @@ class ToolClient:
         )
         future: asyncio.Future[ToolResult] = asyncio.get_running_loop().create_future()
         self._waiting[call_id] = future
+        watcher = asyncio.create_task(self._watch(also_watch, call_id, future)) if also_watch else None
         try:
             await asyncio.to_thread(
                 self._celery.send_task, task_name(api), kwargs=task.model_dump(mode="json"),
@@ -78,6 +93,23 @@ class ToolClient:
             return _error_result(call_id, api, started_at, f"{api} call could not be sent: {exc}")
         finally:
             self._waiting.pop(call_id, None)
+            if watcher is not None:
+                watcher.cancel()
+
+    async def _watch(self, stream: str, call_id: str, future: asyncio.Future[ToolResult]) -> None:
+        """Polls `stream` (nobody else reads it) for the result of `call_id`; takes it when there."""
+        while not future.done():
+            try:
+                for entry_id, fields in await self._redis.xrange(stream):
+                    result = _parse_result(fields)
+                    if result is not None and result.call_id == call_id:
+                        await self._redis.xdel(stream, entry_id)
+                        if not future.done():
+                            future.set_result(result)
+                        return
+            except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
+                log.warning("could not read %s for call %s: %s", stream, call_id, exc)
+            await asyncio.sleep(ADOPTED_POLL_S)
 
     async def read_results(self) -> None:
         """Runs for the worker's lifetime: delivers every result on the reply stream."""
@@ -105,12 +137,18 @@ class ToolClient:
                     log.warning("could not trim the reply stream; continuing")
 
     def _deliver(self, fields: dict) -> None:
-        raw = fields.get(b"result") or fields.get("result")
-        try:
-            result = ToolResult.model_validate_json(raw)
-        except Exception:
-            log.exception("malformed tool result dropped: %r", raw)
+        result = _parse_result(fields)
+        if result is None:
             return
         future = self._waiting.get(result.call_id)
         if future is not None and not future.done():
             future.set_result(result)
+
+
+def _parse_result(fields: dict) -> ToolResult | None:
+    raw = fields.get(b"result") or fields.get("result")
+    try:
+        return ToolResult.model_validate_json(raw)
+    except Exception:
+        log.exception("malformed tool result dropped: %r", raw)
+        return None

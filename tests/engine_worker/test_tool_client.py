@@ -1,0 +1,28 @@
+"""ToolClient on a real Redis: the result of a call adopted from a dead worker is taken from that
+worker's reply stream (where nobody else reads it)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from common.names import tool_result_stream
+from common.schemas import ToolResult
+from engine_worker.tool_client import ToolClient
+
+
+def result(call_id: str) -> ToolResult:
+    return ToolResult(call_id=call_id, api="chatbot", ok=True, content="done", started_at=1.0, ended_at=2.0)
+
+
+async def test_an_adopted_calls_result_is_taken_from_the_dead_workers_reply_stream(redis_async, redis_server):
+    client = ToolClient(redis_async, redis_server, "live", timeout_s=5)
+    dead = tool_result_stream("dead")
+    await redis_async.xadd(dead, {"result": result("other").model_dump_json()})
+    future = asyncio.get_running_loop().create_future()
+    watch = asyncio.create_task(client._watch(dead, "mine", future))
+    await redis_async.xadd(dead, {"result": result("mine").model_dump_json()})
+    got = await asyncio.wait_for(future, 5)
+    await watch
+    assert got.call_id == "mine"
+    remaining = [f["result"] for _, f in await redis_async.xrange(dead)]
+    assert remaining == [result("other").model_dump_json()]
