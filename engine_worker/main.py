@@ -216,7 +216,7 @@ class EngineWorker:
 
     async def _ack(self, entry: Entry) -> None:
         """Acks through a Redis restart. If Redis stays away past the retries the entry stays
-        pending, and is claimed (re-run or failed cleanly) like a dead worker's: never fatal here."""
+        pending, and is claimed (and continued) like a dead worker's: never fatal here."""
         try:
             await retry_async(lambda: self._stream.ack(entry), f"ack of {entry.stream} {entry.entry_id}", log)
         except OUTAGE_ERRORS:

@@ -230,8 +230,12 @@ class RequestSession:
                 if first_output and self._attempt:
                     await self._note_resume(len(chunk_tokens), out.num_cached_tokens or 0, time.perf_counter() - resubmitted_at)
                 first_output = False
+                if final is not None:  # the session is closing: nothing more belongs to the request
+                    if out.finished:
+                        break
+                    continue
                 completion = out.outputs[0]
-                ends = completion.finish_reason is not None and final is None
+                ends = completion.finish_reason is not None
                 if completion.token_ids:
                     seg_tokens.extend(completion.token_ids)
                     seg_text += completion.text
@@ -281,7 +285,7 @@ class RequestSession:
         room to go on. A call without a result is awaited again (same call id), its KV counted as
         discarded: this worker never had it."""
         if cp.pending is not None:
-            if await self._await_call(cp.pending, self._kv_already_gone) is None:
+            if await self._await_call(cp.pending, self._kv_already_gone, adopted=True) is None:
                 return cp.segment_index, [], "", 0, self._final(Finish("length"))
             return cp.segment_index + 1, [], "", 0, None
         # A plan's text is what was streamed; a chat turn's may hide a tool call, so it is decoded.
@@ -386,17 +390,18 @@ class RequestSession:
         await self._emit(*self.take_held(), event)
         return await self._await_call(event, self._release_kv)
 
-    async def _await_call(self, event: CallEvent, release_kv) -> list[int] | None:
+    async def _await_call(self, event: CallEvent, release_kv, adopted: bool = False) -> list[int] | None:
         """The call's result, appended to the context; None when there is no room to go on.
-        A call adopted from a dead worker may be answered on that worker's reply stream."""
+        A call `adopted` from a dead worker is sent again under its call id: its result comes
+        here, or on that worker's reply stream if the first run delivered it there."""
         call = CallApi(api=event.api, arguments=dict(event.arguments), duration_s=event.duration_s,
                        return_tokens=event.return_tokens)
-        adopted = event.reply_to != self._reply_to
         context_len = event.context_tokens
         self._spans.interception_started(call.api)
+        watch = event.reply_to if adopted and event.reply_to != self._reply_to else None
         result, pause = await self._pause(
             request=self.request, call=call, context_tokens=context_len, release_kv=release_kv,
-            call_id=event.call_id, also_watch=event.reply_to if adopted else None)
+            call_id=event.call_id, also_watch=watch)
         if self.request.plan is not None:
             appended = self._codec.exact_length(result.content, call.return_tokens)
         else:
