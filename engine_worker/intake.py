@@ -209,6 +209,9 @@ class OutputPublisher:
         last = isinstance(events[-1], (FinalEvent, ErrorEvent)) if events else False
 
         async def publish() -> None:
+            if len(payloads) == 1 and not last:  # the common case, one delta: no transaction needed
+                await self._redis.xadd(key, payloads[0])
+                return
             async with self._redis.pipeline(transaction=True) as pipe:
                 for payload in payloads:
                     pipe.xadd(key, payload)

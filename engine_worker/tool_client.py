@@ -77,6 +77,8 @@ class ToolClient:
             duration_s=duration_s, return_tokens=return_tokens, reply_to=self._reply_to,
             traceparent=traceparent,
         )
+        if also_watch and (landed := await self._take(also_watch, call_id)) is not None:
+            return landed  # it came while nobody was reading: no need to ask again
         future: asyncio.Future[ToolResult] = asyncio.get_running_loop().create_future()
         self._waiting[call_id] = future
         watcher = asyncio.create_task(self._watch(also_watch, call_id, future)) if also_watch else None
@@ -97,19 +99,27 @@ class ToolClient:
                 watcher.cancel()
 
     async def _watch(self, stream: str, call_id: str, future: asyncio.Future[ToolResult]) -> None:
-        """Polls `stream` (nobody else reads it) for the result of `call_id`; takes it when there."""
+        """Polls `stream` (nobody else reads it) until the result of `call_id` is there."""
         while not future.done():
             try:
-                for entry_id, fields in await self._redis.xrange(stream):
-                    result = _parse_result(fields)
-                    if result is not None and result.call_id == call_id:
-                        await self._redis.xdel(stream, entry_id)
-                        if not future.done():
-                            future.set_result(result)
-                        return
+                result = await self._take(stream, call_id)
             except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
                 log.warning("could not read %s for call %s: %s", stream, call_id, exc)
+                result = None
+            if result is not None:
+                if not future.done():
+                    future.set_result(result)
+                return
             await asyncio.sleep(ADOPTED_POLL_S)
+
+    async def _take(self, stream: str, call_id: str) -> ToolResult | None:
+        """The result of `call_id` on `stream`, removed from it; None if it is not there."""
+        for entry_id, fields in await self._redis.xrange(stream):
+            result = _parse_result(fields)
+            if result is not None and result.call_id == call_id:
+                await self._redis.xdel(stream, entry_id)
+                return result
+        return None
 
     async def read_results(self) -> None:
         """Runs for the worker's lifetime: delivers every result on the reply stream."""

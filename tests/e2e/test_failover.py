@@ -162,7 +162,7 @@ async def _scenario(stack: Stack) -> dict:
         running = await _run_all(client)
         await _poll(lambda: _mid_flight(_checkpoints(r)), "requests in flight in every state", 60)
         victim = next(s for s in stack.services if s.name == holder)
-        victim.kill_group()
+        await asyncio.to_thread(victim.kill_group)
         killed_at = time.monotonic()
         faulted = {name: await asyncio.wait_for(task, TAKEOVER_BOUND_S) for name, task in running.items()}
         ended_in_s = time.monotonic() - killed_at
@@ -170,7 +170,7 @@ async def _scenario(stack: Stack) -> dict:
 
         survivor = next(s for s in stack.services if s.name in WORKERS and s.name != holder)
         dead_before = sorted(s.name for s in stack.dead())
-        survivor.kill_group()
+        await asyncio.to_thread(survivor.kill_group)
         started = time.monotonic()
         orphan = await client.post("/v1/chat/completions", json=_chat("Anyone there?", False, plan=_plan(
             {"generate_tokens": 4})))

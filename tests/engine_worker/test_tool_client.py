@@ -26,3 +26,13 @@ async def test_an_adopted_calls_result_is_taken_from_the_dead_workers_reply_stre
     assert got.call_id == "mine"
     remaining = [f["result"] for _, f in await redis_async.xrange(dead)]
     assert remaining == [result("other").model_dump_json()]
+
+
+async def test_a_result_already_on_the_dead_workers_stream_is_used_without_sending_the_call(redis_async, redis_server):
+    client = ToolClient(redis_async, redis_server, "live", timeout_s=5)
+    dead = tool_result_stream("dead")
+    await redis_async.xadd(dead, {"result": result("landed").model_dump_json()})
+    # No executor is listening: had the call been sent, it would only time out (after 5 s).
+    got = await asyncio.wait_for(client.call(request_id="r", api="chatbot", arguments={}, call_id="landed",
+                                             also_watch=dead), 2)
+    assert got.ok and got.call_id == "landed" and await redis_async.xlen(dead) == 0
