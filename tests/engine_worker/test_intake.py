@@ -130,7 +130,7 @@ async def test_a_restarted_worker_gets_back_what_its_previous_run_held(redis_asy
     done = await put(redis_async, ENGINE_REQUEST_STREAM, "finished")
     await put(redis_async, ENGINE_REQUEST_STREAM, "not-read-yet")
     read = await first.next_requests(count=2, block_ms=100)  # COUNT per stream: not the last one
-    await first.ack(next(e for e in read if e.entry_id == done))
+    await first.ack(next(e for e in read if e.key == (ENGINE_REQUEST_STREAM, done)))
     # The worker dies here; its successor has the same worker id, so nobody else claims these.
     again = RequestStream(redis_async, "a")
     await again.ensure_group()
