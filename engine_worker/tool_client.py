@@ -5,7 +5,9 @@ worker's reply stream, and one reader task resolves the waiting futures. A call 
 by its deadline resolves to an error result, so a lost or crashed call never hangs a request.
 
 A call adopted from a dead worker (same call_id, sent again) may also be answered on that worker's
-reply stream, where the first run's result lands: `also_watch` polls it too.
+reply stream, where the first run's result lands: `also_watch` polls it too. A result that comes
+while no call awaits it (a worker restarted under its id finds what came while it was down) is
+kept for a while, for the call that will ask for it again.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class ToolClient:
         self._reply_to = tool_result_stream(worker_id)
         self._timeout_s = timeout_s
         self._waiting: dict[str, asyncio.Future[ToolResult]] = {}
+        self._unclaimed: dict[str, tuple[float, ToolResult]] = {}
+        """Results nobody awaited when they came, by call_id, with when they came (kept timeout_s)."""
         self._celery = Celery("augserve-engine-client", broker=broker_url, set_as_current=False)
         self._celery.conf.update(
             task_serializer="json", accept_content=["json"], broker_connection_retry_on_startup=True,
@@ -79,6 +83,8 @@ class ToolClient:
         )
         if also_watch and (landed := await self._take(also_watch, call_id)) is not None:
             return landed  # it came while nobody was reading: no need to ask again
+        if (kept := self._unclaimed.pop(call_id, None)) is not None:
+            return kept[1]
         future: asyncio.Future[ToolResult] = asyncio.get_running_loop().create_future()
         self._waiting[call_id] = future
         watcher = asyncio.create_task(self._watch(also_watch, call_id, future)) if also_watch else None
@@ -153,6 +159,10 @@ class ToolClient:
         future = self._waiting.get(result.call_id)
         if future is not None and not future.done():
             future.set_result(result)
+            return
+        now = time.monotonic()
+        self._unclaimed = {k: v for k, v in self._unclaimed.items() if now - v[0] < self._timeout_s}
+        self._unclaimed[result.call_id] = (now, result)
 
 
 def _parse_result(fields: dict) -> ToolResult | None:

@@ -36,3 +36,20 @@ async def test_a_result_already_on_the_dead_workers_stream_is_used_without_sendi
     got = await asyncio.wait_for(client.call(request_id="r", api="chatbot", arguments={}, call_id="landed",
                                              also_watch=dead), 2)
     assert got.ok and got.call_id == "landed" and await redis_async.xlen(dead) == 0
+
+
+async def test_a_result_that_came_before_its_call_was_asked_again_is_kept_for_it(redis_async, redis_server):
+    # A worker restarted under its id reads what came to its reply stream while it was down
+    # before it resumes the request that made the call.
+    client = ToolClient(redis_async, redis_server, "restarted", timeout_s=5)
+    await redis_async.xadd(tool_result_stream("restarted"), {"result": result("early").model_dump_json()})
+    reader = asyncio.create_task(client.read_results())
+    try:
+        deadline = asyncio.get_running_loop().time() + 5
+        while await redis_async.xlen(tool_result_stream("restarted")):  # read (and trimmed) by the reader
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.02)
+        got = await asyncio.wait_for(client.call(request_id="r", api="chatbot", arguments={}, call_id="early"), 2)
+        assert got.call_id == "early" and got.ok
+    finally:
+        reader.cancel()
