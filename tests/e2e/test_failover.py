@@ -33,7 +33,7 @@ from stack.services import Stack, StackConfig
 MODEL = "SmolLM2-135M-Instruct"
 WORKERS = ("engine-0", "engine-1")
 PROGRAM = "failover"
-LONG = 1200
+LONG = 800
 """Tokens of the long generations: still running when the kill comes, and long after."""
 SHORT_CALL_S = 3.0
 """Over before the survivor takes over (5 missed 1 s heartbeats, claims every 5 s): its result
