@@ -2,6 +2,12 @@
 
 gateway --EngineRequest--> engine worker --ToolCallTask--> executor
 gateway <--OutputEvent---- engine worker <--ToolResult---- executor
+
+A request's output events are also its checkpoint: they say every token it emitted and every
+call it made, in order, so a live worker continues a dead worker's request from them
+(engine_worker/checkpoint.py). Hence the invariant the worker keeps when it publishes them: a
+segment's last tokens are published in one transaction with the event saying how the segment
+ended (a CallEvent, or the FinalEvent).
 """
 
 from __future__ import annotations
@@ -156,12 +162,41 @@ class Usage(Frozen):
 class DeltaEvent(Frozen):
     type: Literal["delta"] = "delta"
     text: str
+    """Text the client sees next (may be empty: tokens of a tool call are not shown)."""
     token_ids: list[int]
+    """The tokens generated since the previous delta."""
+
+
+class CallEvent(Frozen):
+    """The current segment ended at a server-side call: the request pauses while it runs.
+
+    Published before the call is sent, with the segment's last tokens; the InterceptionEvent
+    follows when its result is in. A worker continuing the request finds the result on
+    `reply_to` (it came while nobody was there to read it) or runs the call again, same call_id
+    (the executor delivers one result per call_id; stand-ins plan the same from it).
+    """
+
+    type: Literal["call"] = "call"
+    call_id: str
+    api: str
+    arguments: dict[str, Any]
+    duration_s: float | None = None
+    return_tokens: int | None = None
+    started_at: float
+    context_tokens: int
+    """Tokens in the request's context when it paused."""
+    segment_text: str
+    """The ended segment's share of the final text (what the client sees of it)."""
+    reply_to: str
+    """The reply stream of the worker that sends the call."""
 
 
 class InterceptionEvent(Frozen):
     type: Literal["interception"] = "interception"
     record: InterceptionRecord
+    appended_token_ids: list[int] = Field(default_factory=list)
+    """The tokens appended to the context after the call (its result as the model reads it, turn
+    markers); empty when the request ends there (no room left)."""
 
 
 class FinalEvent(Frozen):
@@ -185,7 +220,8 @@ class ErrorEvent(Frozen):
     message: str
 
 
-OutputEvent = Annotated[DeltaEvent | InterceptionEvent | FinalEvent | ErrorEvent, Field(discriminator="type")]
+OutputEvent = Annotated[DeltaEvent | CallEvent | InterceptionEvent | FinalEvent | ErrorEvent,
+                        Field(discriminator="type")]
 
 
 class OutputEnvelope(BaseModel):

@@ -3,7 +3,7 @@
 Pull-based load balancing: a worker reads a request only when it has room for it. Besides the
 shared stream every worker reads its own (program-affinity routing puts requests there). A request
 stays pending in the group until its final event is published (XACK then), so when a worker dies
-another can claim what it held: re-run it if it had emitted nothing yet, else fail it cleanly.
+another can claim what it held and continue it from its output events (engine_worker/checkpoint.py).
 """
 
 from __future__ import annotations
@@ -152,8 +152,12 @@ class RequestStream:
         WorkerSettings.program_affinity_ttl_s); the gateway routes the program's next calls here."""
         await self._redis.set(program_holder(program_id), self.worker_id, px=max(1, int(ttl_s * 1000)))
 
-    async def has_output(self, request_id: str) -> bool:
-        return await self._redis.xlen(output_stream(request_id)) > 0
+    async def output_events(self, request_id: str) -> list[OutputEvent]:
+        """The request's output events so far, in order (the gateway deletes them once it has
+        relayed the last one, so a request already answered reads as none)."""
+        entries = await self._redis.xrange(output_stream(request_id))
+        return [OutputEnvelope.model_validate_json(fields.get(b"event") or fields["event"]).event
+                for _eid, fields in entries]
 
 
 # Atomic, so an entry added between the check and the delete is never dropped with the stream.
@@ -195,11 +199,25 @@ class OutputPublisher:
     def __init__(self, redis: aioredis.Redis):
         self._redis = redis
 
-    async def emit(self, request_id: str, event: OutputEvent) -> None:
-        """Through a Redis restart (bounded: common.redis_retry): the gateway reads on from the
-        last event it saw, so a request whose events only wait keeps going."""
+    async def emit(self, request_id: str, *events: OutputEvent) -> None:
+        """Publishes the events in one transaction: all of them or none, in order (a segment's
+        last tokens and how it ended must never be split by a death: see common.schemas).
+        Through a Redis restart (bounded: common.redis_retry): the gateway reads on from the last
+        event it saw, so a request whose events only wait keeps going."""
         key = output_stream(request_id)
-        payload = {"event": OutputEnvelope(event=event).model_dump_json()}
-        await retry_async(lambda: self._redis.xadd(key, payload), f"output of {request_id}", log)
-        if isinstance(event, (FinalEvent, ErrorEvent)):
-            await retry_async(lambda: self._redis.expire(key, OUTPUT_STREAM_TTL_S), f"output of {request_id}", log)
+        payloads = [{"event": OutputEnvelope(event=event).model_dump_json()} for event in events]
+        last = isinstance(events[-1], (FinalEvent, ErrorEvent)) if events else False
+
+        async def publish() -> None:
+            if len(payloads) == 1 and not last:  # the common case, one delta: no transaction needed
+                await self._redis.xadd(key, payloads[0])
+                return
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for payload in payloads:
+                    pipe.xadd(key, payload)
+                if last:
+                    pipe.expire(key, OUTPUT_STREAM_TTL_S)
+                await pipe.execute()
+
+        if payloads:
+            await retry_async(publish, f"output of {request_id}", log)

@@ -11,13 +11,14 @@ from collections import deque
 import redis.asyncio as aioredis
 
 from common.names import WORKERS_HASH
-from common.schemas import ErrorEvent, FinalEvent, InterceptionEvent
+from common.schemas import ErrorEvent, FinalEvent, InterceptionEvent, OutputEvent
 from engine_worker import metrics, spans
 from common.redis_retry import OUTAGE_ERRORS, Backoff, retry_async
 from engine_worker.engine import build_engine, effective_config
 from engine_worker.intake import Entry, OutputPublisher, RequestStream, missing_stream_or_group, parse_request
 from engine_worker import engine_stats
 from engine_worker.cancellations import CancelWatch
+from engine_worker.checkpoint import Checkpoint, replay
 from engine_worker.cost_profile import describe, load_or_profile
 from engine_worker.intercept_controller import InterceptController
 from engine_worker.kv_swap.channel import SwapChannel
@@ -170,18 +171,17 @@ class EngineWorker:
         try:
             if request.program_id is not None:
                 await self._record_holder(request.program_id)
-            if reclaimed and await retry_async(lambda: self._stream.has_output(rid), f"request {rid}", log):
-                await self._out.emit(rid, ErrorEvent(status=503, code="worker_lost",
-                                                      message="the engine worker serving this request died"))
-                return
+            checkpoint = await self._checkpoint(rid) if reclaimed else None
+            if checkpoint is not None and checkpoint.ended:
+                return  # answered already: only its ack was missing
             session = RequestSession(request, self._engine, self._codec, self._pause_for_call,
-                                     lambda event: self._emit(rid, event), self.settings.max_model_len,
+                                     lambda *events: self._emit(rid, *events), self.settings.max_model_len,
                                      requeue_at_back=self.settings.policy == "vllm", swap=self._swap,
-                                     lengths=self._lengths)
+                                     lengths=self._lengths, reply_to=self._tools.reply_to, checkpoint=checkpoint)
             self._sessions[rid] = session
             final = (await session.run()).model_copy(update={"worker_id": self.settings.worker_id})
             traced.finish(final)
-            await self._emit(rid, final)
+            await self._emit(rid, *session.take_held(), final)
         except asyncio.CancelledError as exc:
             if rid not in self._cancelled:
                 raise  # the worker is stopping
@@ -204,9 +204,22 @@ class EngineWorker:
             self._cancelled.discard(rid)
             await self._ack(entry)
 
+    async def _checkpoint(self, rid: str) -> Checkpoint | None:
+        """A reclaimed request's progress, from its output events: None if it emitted none (it
+        starts afresh), else what this worker continues it from (failover)."""
+        checkpoint = replay(await retry_async(lambda: self._stream.output_events(rid), f"request {rid}", log))
+        if checkpoint.empty:
+            metrics.failovers_total.labels(self.settings.worker_id, "restarted").inc()
+            return None
+        kind = "answered" if checkpoint.ended else "paused" if checkpoint.pending else "generating"
+        metrics.failovers_total.labels(self.settings.worker_id, kind).inc()
+        log.warning("request %s: continuing the work of a dead worker (%s: %d tokens emitted, %d calls done)",
+                    rid, kind, len(checkpoint.generated) + len(checkpoint.open_tokens), len(checkpoint.interceptions))
+        return checkpoint
+
     async def _ack(self, entry: Entry) -> None:
         """Acks through a Redis restart. If Redis stays away past the retries the entry stays
-        pending, and is claimed (re-run or failed cleanly) like a dead worker's: never fatal here."""
+        pending, and is claimed (and continued) like a dead worker's: never fatal here."""
         try:
             await retry_async(lambda: self._stream.ack(entry), f"ack of {entry.stream} {entry.entry_id}", log)
         except OUTAGE_ERRORS:
@@ -236,15 +249,17 @@ class EngineWorker:
         """Context tokens of this worker's requests that are not paused (C_batch)."""
         return sum(s.context_len() for rid, s in self._sessions.items() if rid not in self._paused_ids)
 
-    async def _pause_for_call(self, *, request, call, context_tokens, release_kv):
-        """Runs the call; meanwhile the policy may discard or swap the request's KV (release_kv)."""
+    async def _pause_for_call(self, *, request, call, context_tokens, release_kv, call_id=None, also_watch=None):
+        """Runs the call; meanwhile the policy may discard or swap the request's KV (release_kv).
+        `also_watch`: the dead worker's reply stream, for a call adopted from it."""
         rid = request.request_id
         entry = self._controller.pause(rid, call.api, context_tokens, call.duration_s)
         self._paused_ids.add(rid)
         self._publish_paused()
         call_task = asyncio.create_task(self._tools.call(
             request_id=rid, api=call.api, arguments=call.arguments, duration_s=call.duration_s,
-            return_tokens=call.return_tokens, traceparent=request.traceparent))
+            return_tokens=call.return_tokens, traceparent=request.traceparent, call_id=call_id,
+            also_watch=also_watch))
         released = asyncio.create_task(entry.release.wait())
         paused_at = time.monotonic()
         held_s = None
@@ -272,7 +287,12 @@ class EngineWorker:
         for strategy, count in self._controller.counts().items():
             metrics.paused_requests.labels(self.settings.worker_id, strategy).set(count)
 
-    async def _emit(self, request_id: str, event) -> None:
+    async def _emit(self, request_id: str, *events: OutputEvent) -> None:
+        for event in events:
+            self._count(event)
+        await self._out.emit(request_id, *events)
+
+    def _count(self, event: OutputEvent) -> None:
         worker = self.settings.worker_id
         if isinstance(event, InterceptionEvent):
             r = event.record
@@ -292,7 +312,6 @@ class EngineWorker:
                     for direction, seconds in (("out", r.swap_out_s), ("in", r.swap_in_s)):
                         metrics.swapped_bytes_total.labels(worker, direction).inc(r.swapped_bytes)
                         metrics.swap_seconds_total.labels(worker, direction).inc(seconds)
-        await self._out.emit(request_id, event)
 
     def status(self) -> dict:
         s = self.settings

@@ -44,6 +44,10 @@ swapped_bytes_total = Counter(
 swap_seconds_total = Counter(
     f"{PREFIX}swap_seconds_total", "Time spent copying swapped KV, per direction", ["worker", "direction"])
 requests_total = Counter(f"{PREFIX}requests_total", "Requests finished, by finish reason", ["worker", "finish_reason"])
+failovers_total = Counter(
+    f"{PREFIX}failovers_total", "Requests taken over from a dead worker, by what their output said: none yet "
+    "(restarted), generating, paused at a call, or answered already (only the ack was missing)", ["worker", "state"],
+)
 generated_tokens_total = Counter(f"{PREFIX}generated_tokens_total", "Tokens generated", ["worker"])
 
 

@@ -17,6 +17,10 @@ MAX_INTERCEPTIONS = 64
 """A request whose model keeps calling tools ends with finish_reason "length" past this."""
 
 
+def new_call_id() -> str:
+    return f"call_{uuid.uuid4().hex[:24]}"
+
+
 @dataclass(frozen=True)
 class CallApi:
     """Pause and run a server-side API call, then resume with its result."""
@@ -69,7 +73,7 @@ def chat_outcome(
             return api_for_tool(name, arguments)
         if name in request.client_tools:
             args_text = arguments if isinstance(arguments, str) else json.dumps(arguments)
-            return Finish("tool_calls", (ToolCall(id=f"call_{uuid.uuid4().hex[:24]}", name=name, arguments=args_text),))
+            return Finish("tool_calls", (ToolCall(id=new_call_id(), name=name, arguments=args_text),))
     if engine_finish == "length" or budget_left <= 0:
         return Finish("length")
     return Finish("stop")

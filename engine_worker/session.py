@@ -8,6 +8,12 @@ appended, so only the returned tokens are prefilled on resume.
 Invariant kept for greedy determinism: the model's context is always prompt + every generated
 token + every appended token, in order. vLLM drops a chunk's last sampled token from the context
 (it was never fed back), so each continuation starts by re-sending it.
+
+Failover: a session built from a Checkpoint (the output events of a request whose worker died)
+continues it where its events end: a new vLLM request over the context so far, the open
+segment's remaining tokens, the call it was paused at awaited again (engine_worker/checkpoint.py).
+Its output events keep the checkpoint whole: a segment's last delta is held back and published
+with the event saying how the segment ended (CallEvent here, FinalEvent by the worker).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from dataclasses import dataclass, field
 
 from common.redis_retry import OUTAGE_ERRORS, retry_async
 from common.schemas import (
-    DeltaEvent, EngineRequest, FinalEvent, InterceptionEvent, InterceptionRecord, OutputEvent,
+    CallEvent, DeltaEvent, EngineRequest, FinalEvent, InterceptionEvent, InterceptionRecord, OutputEvent,
     ToolResult, Usage,
 )
 from common.recompute import recomputed_tokens
@@ -28,7 +34,8 @@ from common.tool_format import CALL_CLOSE, CALL_OPEN, tool_result_parts, visible
 from engine_worker.kv_swap.channel import SwapChannel, SwapTimes
 from engine_worker.engine_params import REQUEST_INFO, SWAP_ID, SWAP_KEY
 from engine_worker.policies.output_length import OutputLengthHistory
-from engine_worker.segments import CallApi, Finish, chat_outcome, plan_outcome
+from engine_worker.checkpoint import Checkpoint
+from engine_worker.segments import CallApi, Finish, chat_outcome, new_call_id, plan_outcome
 from engine_worker.spans import SessionSpans
 from engine_worker.tokens import TokenCodec
 
@@ -40,7 +47,8 @@ FORCED_CALL_MAX_TOKENS = 96
 PRIORITY_EPOCH = 1.7e9
 """Subtracted from arrival times so vLLM priorities (milliseconds) stay small integers."""
 
-Emit = Callable[[OutputEvent], Awaitable[None]]
+Emit = Callable[..., Awaitable[None]]
+"""Publishes one or more output events, in one transaction."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,8 @@ class _Progress:
 class RequestSession:
     def __init__(self, request: EngineRequest, engine, codec: TokenCodec, pause: PauseForCall,
                  emit: Emit, max_model_len: int, requeue_at_back: bool = False, swap: SwapChannel | None = None,
-                 lengths: OutputLengthHistory | None = None):
+                 lengths: OutputLengthHistory | None = None, reply_to: str = "",
+                 checkpoint: Checkpoint | None = None):
         self.request = request
         self._engine = engine
         self._codec = codec
@@ -94,6 +103,16 @@ class RequestSession:
         """The vLLM id whose swapped-out KV the next submission loads."""
         self._forced_prefix = self._find_forced_prefix()
         self._spans = SessionSpans()
+        self._reply_to = reply_to
+        """This worker's reply stream: where the results of the calls it sends come."""
+        self._held: list[OutputEvent] = []
+        """Events to publish together with the next one (a segment's last delta, with its end)."""
+        self._checkpoint = checkpoint
+        if checkpoint is not None:
+            self._progress = _Progress(list(checkpoint.generated), list(checkpoint.visible),
+                                       list(checkpoint.interceptions))
+            self._context += checkpoint.context_tail
+            self._segment_start = len(checkpoint.generated)
 
     # -- sizes --------------------------------------------------------------------------
     def context_len(self) -> int:
@@ -120,12 +139,14 @@ class RequestSession:
         return self._codec.ids_containing("\n")
 
     # -- vLLM plumbing ---------------------------------------------------------------------
-    def _params(self, segment_index: int, context_len: int):
+    def _params(self, segment_index: int, context_len: int, generated: int = 0):
+        """`generated`: tokens of this segment generated already (a segment continued on another
+        worker), which count against its limits and are in its context."""
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
         s = self.request.sampling
-        room = self._max_model_len - context_len
+        room = self._max_model_len - context_len - generated
         if self.request.plan is not None:
             max_tokens, ignore_eos, stops = self.request.plan.segments[segment_index].generate_tokens, True, []
         else:
@@ -133,6 +154,7 @@ class RequestSession:
             if segment_index == 0 and self._forced_prefix:
                 max_tokens = min(max_tokens, FORCED_CALL_MAX_TOKENS)
                 stops += sorted(self._forced_call_stops())
+        max_tokens -= generated  # _budget_left counts the ended segments only
         return SamplingParams(
             max_tokens=max(1, min(max_tokens, room)), temperature=s.temperature, top_p=s.top_p,
             seed=s.seed, ignore_eos=ignore_eos, stop_token_ids=stops,
@@ -188,9 +210,14 @@ class RequestSession:
     async def _run(self) -> FinalEvent:
         req = self.request
         chunk_tokens, segment_index = list(req.prompt_token_ids), 0
+        seg_tokens: list[int] = []
+        seg_text, shown = "", 0
         final: FinalEvent | None = None
+        if self._checkpoint is not None:
+            segment_index, seg_tokens, seg_text, shown, final = await self._restore(self._checkpoint)
+            chunk_tokens = self._context + seg_tokens
         while final is None:
-            params = self._params(segment_index, self.context_len())
+            params = self._params(segment_index, self.context_len(), len(seg_tokens))
             self._inputs = asyncio.Queue()
             resubmitted_at = time.perf_counter()
             vllm_id = self._vllm_id()
@@ -198,25 +225,35 @@ class RequestSession:
             self._stream = self._engine.generate(
                 self._chunks(self._chunk(chunk_tokens, params)), params, request_id=vllm_id,
                 priority=self._priority())
-            seg_tokens, seg_text, shown, first_output = [], "", 0, True
+            first_output = True
             async for out in self._stream:
                 if first_output and self._attempt:
                     await self._note_resume(len(chunk_tokens), out.num_cached_tokens or 0, time.perf_counter() - resubmitted_at)
                 first_output = False
+                if final is not None:  # the session is closing: nothing more belongs to the request
+                    if out.finished:
+                        break
+                    continue
                 completion = out.outputs[0]
+                ends = completion.finish_reason is not None
                 if completion.token_ids:
                     seg_tokens.extend(completion.token_ids)
                     seg_text += completion.text
-                    shown = await self._stream_visible(segment_index, seg_text, shown)
-                if completion.finish_reason is None or final is not None:
+                    shown, delta = self._delta(segment_index, seg_text, shown, completion.token_ids)
+                    if ends:  # published with the event that says how the segment ended
+                        self._held.append(delta)
+                    else:
+                        await self._emit(delta)
+                if not ends:
                     continue
                 self._progress.generated.extend(seg_tokens)
                 self._context.extend(seg_tokens)
                 self._spans.segment_ended(len(seg_tokens), completion.finish_reason)
                 outcome = self._outcome(segment_index, seg_text, completion.finish_reason)
                 if isinstance(outcome, CallApi):
-                    continuation = await self._intercept(outcome, seg_tokens[-1])
-                    if continuation is not None:
+                    appended = await self._intercept(outcome, segment_index, seg_text)
+                    if appended is not None:
+                        continuation = [seg_tokens[-1], *appended]
                         self._progress.visible.append(self._segment_visible(segment_index, seg_text))
                         segment_index += 1
                         seg_tokens, seg_text, shown = [], "", 0
@@ -241,6 +278,27 @@ class RequestSession:
                 self._requeued_at = None
         self._spans.close()
         return final
+
+    async def _restore(self, cp: Checkpoint) -> tuple[int, list[int], str, int, FinalEvent | None]:
+        """Where a request continued from its checkpoint starts: its segment, the open segment's
+        tokens, text and shown length, or its final event if the call it was paused at leaves no
+        room to go on. A call without a result is awaited again (same call id), its KV counted as
+        discarded: this worker never had it."""
+        if cp.pending is not None:
+            if await self._await_call(cp.pending, self._kv_already_gone, adopted=True) is None:
+                return cp.segment_index, [], "", 0, self._final(Finish("length"))
+            return cp.segment_index + 1, [], "", 0, None
+        # A plan's text is what was streamed; a chat turn's may hide a tool call, so it is decoded.
+        text = cp.open_text if self.request.plan is not None else self._codec.decode_text(cp.open_tokens)
+        return cp.segment_index, list(cp.open_tokens), text, len(cp.open_text), None
+
+    async def _kv_already_gone(self, strategy: str) -> None:
+        """release_kv of a call continued from a checkpoint: no vLLM request holds its context."""
+
+    def take_held(self) -> list[OutputEvent]:
+        """The events to publish with the final event (the last segment's last delta)."""
+        held, self._held = self._held, []
+        return held
 
     def _arrival(self) -> float:
         """The ORIGINAL arrival across interceptions, except under the `vllm` baseline, which
@@ -315,47 +373,61 @@ class RequestSession:
             return ""
         return visible_text(seg_text)
 
-    async def _stream_visible(self, segment_index: int, seg_text: str, shown: int) -> int:
+    def _delta(self, segment_index: int, seg_text: str, shown: int, token_ids: list[int]) -> tuple[int, DeltaEvent]:
+        """The new tokens, with the visible text they add (none, inside a tool call)."""
         text = self._segment_visible(segment_index, seg_text)
-        if len(text) > shown:
-            await self._emit(DeltaEvent(text=text[shown:], token_ids=[]))
-        return max(shown, len(text))
+        return max(shown, len(text)), DeltaEvent(text=text[shown:] if len(text) > shown else "", token_ids=list(token_ids))
 
-    async def _intercept(self, call: CallApi, last_token: int) -> list[int] | None:
-        """Runs one API call while paused; returns the tokens to append (or None: no room left).
+    async def _intercept(self, call: CallApi, segment_index: int, seg_text: str) -> list[int] | None:
+        """Runs one API call while paused; returns the tokens appended (or None: no room left).
 
         While the call runs the handling policy may discard the request's KV (`_release_kv`).
         """
-        context_len = self.context_len()
         self._record_segment_length(call.api)
-        started = time.time()
+        event = CallEvent(call_id=new_call_id(), api=call.api, arguments=call.arguments, duration_s=call.duration_s,
+                          return_tokens=call.return_tokens, started_at=time.time(), context_tokens=self.context_len(),
+                          segment_text=self._segment_visible(segment_index, seg_text), reply_to=self._reply_to)
+        await self._emit(*self.take_held(), event)
+        return await self._await_call(event, self._release_kv)
+
+    async def _await_call(self, event: CallEvent, release_kv, adopted: bool = False) -> list[int] | None:
+        """The call's result, appended to the context; None when there is no room to go on.
+        A call `adopted` from a dead worker is sent again under its call id: its result comes
+        here, or on that worker's reply stream if the first run delivered it there."""
+        call = CallApi(api=event.api, arguments=dict(event.arguments), duration_s=event.duration_s,
+                       return_tokens=event.return_tokens)
+        context_len = event.context_tokens
         self._spans.interception_started(call.api)
+        watch = event.reply_to if adopted and event.reply_to != self._reply_to else None
         result, pause = await self._pause(
-            request=self.request, call=call, context_tokens=context_len, release_kv=self._release_kv)
+            request=self.request, call=call, context_tokens=context_len, release_kv=release_kv,
+            call_id=event.call_id, also_watch=watch)
         if self.request.plan is not None:
             appended = self._codec.exact_length(result.content, call.return_tokens)
         else:
             appended = self._codec.encode_tool_turn(*tool_result_parts(result.content))
         ended = time.time()
+        strategy = "discard" if adopted else self._released or "preserve"
         record = InterceptionRecord(
             call_id=result.call_id, api=call.api, arguments=call.arguments,
-            started_at=started, ended_at=ended, duration_s=ended - started,
+            started_at=event.started_at, ended_at=ended, duration_s=ended - event.started_at,
             api_s=max(0.0, result.ended_at - result.started_at),
             context_tokens=context_len, returned_tokens=len(appended), result=result.content, ok=result.ok,
-            error=result.error, strategy=self._released or "preserve",
+            error=result.error, strategy=strategy,
             predicted_duration_s=pause.predicted_s, waste_preserve=pause.waste_preserve,
             waste_discard=pause.waste_discard, waste_swap=pause.waste_swap,
-            held_kv_byte_seconds=pause.held_kv_byte_seconds,
-            swapped_bytes=pause.swapped_bytes if self._released == "swap" else 0,
+            held_kv_byte_seconds=0.0 if adopted else pause.held_kv_byte_seconds,
+            swapped_bytes=pause.swapped_bytes if strategy == "swap" else 0,
         )
         self._progress.interceptions.append(record)
         self._spans.interception_ended(record)
-        await self._emit(InterceptionEvent(record=record))
         # Room for the appended tokens and at least one generated token.
         if context_len + len(appended) + 1 > self._max_model_len or self._budget_left() <= 0:
+            self._held.append(InterceptionEvent(record=record))  # published with the final event
             return None
+        await self._emit(InterceptionEvent(record=record, appended_token_ids=appended))
         self._context.extend(appended)
-        return [last_token, *appended]
+        return appended
 
     def _record_segment_length(self, next_call: str | None) -> None:
         """Feeds the length predictor: this segment's tokens, by the kind of call that ended it."""

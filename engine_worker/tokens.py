@@ -32,6 +32,11 @@ class TokenCodec:
     def decode(self, token_ids: list[int]) -> str:
         return self._tokenizer.decode(token_ids, skip_special_tokens=False)
 
+    def decode_text(self, token_ids: list[int]) -> str:
+        """As vLLM's output text shows the tokens (special tokens skipped), less a trailing partial
+        character, which vLLM holds back until the next token completes it."""
+        return self._tokenizer.decode(token_ids, skip_special_tokens=True).rstrip("\ufffd")
+
     def ids_containing(self, chars: str) -> frozenset[int]:
         """Every vocabulary token whose text contains one of `chars` (stop sets for forced calls)."""
         if chars not in self._containing:

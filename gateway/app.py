@@ -33,7 +33,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.redis = redis
         app.state.engine = EngineClient(redis, Router(redis, settings.routing, settings.routing_margin,
                                                        settings.worker_stale_s),
-                                        submit_retry_s=settings.redis_submit_retry_s, outage_s=settings.redis_outage_s)
+                                        submit_retry_s=settings.redis_submit_retry_s, outage_s=settings.redis_outage_s,
+                                        no_worker_grace_s=settings.no_worker_grace_s)
         app.state.created = int(time.time())
         try:
             yield

@@ -11,6 +11,10 @@ A Redis restart is ridden out (common.redis_retry, logged): a submit retries for
 a reader resumes from the last event it saw (Redis persists the stream, and the worker retries
 its writes) for up to `outage_s`, then fails the request with a 503; never past its own deadline
 (GatewaySettings.redis_submit_retry_s, redis_outage_s).
+
+A request whose engine worker dies is continued by another (engine_worker/checkpoint.py), on the
+same output stream: the reader notices nothing. Only when no worker is alive for
+`no_worker_grace_s` does it fail, with a 503 saying so.
 """
 
 from __future__ import annotations
@@ -38,11 +42,13 @@ MAX_BLOCK_S = 1.0
 
 
 class EngineClient:
-    def __init__(self, redis: Redis, router: Router, submit_retry_s: float = 10.0, outage_s: float = 30.0) -> None:
+    def __init__(self, redis: Redis, router: Router, submit_retry_s: float = 10.0, outage_s: float = 30.0,
+                 no_worker_grace_s: float = 5.0) -> None:
         self.redis = redis
         self.router = router
         self.submit_retry_s = submit_retry_s
         self.outage_s = outage_s
+        self.no_worker_grace_s = no_worker_grace_s
         self._cleanups: set[asyncio.Task] = set()
 
     async def submit(self, request: EngineRequest) -> None:
@@ -78,6 +84,7 @@ class EngineClient:
         finished = False
         backoff = Backoff(first_s=0.2, cap_s=2.0)
         outage_since: float | None = None
+        alive_at = time.monotonic()
         try:
             while True:
                 remaining = deadline - time.monotonic()
@@ -107,6 +114,8 @@ class EngineClient:
                     log.info("request %s: output stream readable again", request_id)
                     outage_since = None
                     backoff.reset()
+                if not reply:
+                    alive_at = await self._check_workers(request_id, alive_at)
                 for _stream, entries in reply or []:
                     for entry_id, fields in entries:
                         last_id = entry_id
@@ -124,6 +133,17 @@ class EngineClient:
                 task = asyncio.get_running_loop().create_task(self._abandon(request_id))
                 self._cleanups.add(task)
                 task.add_done_callback(self._cleanups.discard)
+
+    async def _check_workers(self, request_id: str, alive_at: float) -> float:
+        """When some worker was last seen alive; a 503 once none has been for no_worker_grace_s."""
+        try:
+            if await self.router.any_worker_alive():
+                return time.monotonic()
+        except RedisError:
+            return alive_at  # the read above will tell an outage
+        if time.monotonic() - alive_at >= self.no_worker_grace_s:
+            raise ApiError(503, f"no engine worker is alive to serve request {request_id}", code="no_engine_worker")
+        return alive_at
 
     async def _abandon(self, request_id: str) -> None:
         try:

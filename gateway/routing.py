@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from common.names import ENGINE_REQUEST_STREAM, WORKERS_HASH, engine_worker_stream, program_holder
-from engine_worker.policies.autellix import RouteDecision, WorkerLoad, route
+from engine_worker.policies.autellix import RouteDecision, WorkerLoad, live, route
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,10 @@ class Router:
         # shared stream is balanced by each worker's real room when it reads.
         stream = engine_worker_stream(decision.worker_id) if decision.worker_id else ENGINE_REQUEST_STREAM
         return Placement(stream, decision)
+
+    async def any_worker_alive(self) -> bool:
+        """Some engine worker's heartbeat is fresh (loads cached for CACHE_S, as for routing)."""
+        return bool(live(await self._worker_loads(), now=time.time(), stale_after_s=self.stale_after_s))
 
     async def _worker_loads(self) -> list[WorkerLoad]:
         if self._clock() - self._loads_at < CACHE_S:

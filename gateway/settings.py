@@ -49,6 +49,10 @@ class GatewaySettings(CommonSettings):
     worker_stale_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     """A worker whose heartbeat is older than this is dead to routing (5 x the workers' default
     heartbeat_s of 2 s, the rule by which workers adopt each other's requests)."""
+    no_worker_grace_s: Annotated[float, Field(ge=0, le=3600)] = 5.0
+    """A request waiting on its output fails with a 503 once no engine worker has been alive
+    (worker_stale_s) for this long: while one is, it continues whatever a dead one held. The grace
+    covers a Redis restarted without its data, until the workers' next heartbeats."""
     redis_submit_retry_s: Annotated[float, Field(ge=0, le=600)] = 10.0
     """A request arriving while Redis restarts waits this long for it, then gets a 503."""
     redis_outage_s: Annotated[float, Field(gt=0, le=3600)] = 30.0

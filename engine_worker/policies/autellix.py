@@ -101,6 +101,12 @@ class RouteDecision:
     reason: RouteReason
 
 
+def live(workers: Sequence[WorkerLoad], *, now: float, stale_after_s: float) -> list[WorkerLoad]:
+    """The workers whose last heartbeat is fresher than `stale_after_s`: the others are dead (the
+    rule by which workers adopt each other's requests)."""
+    return [w for w in workers if now - w.heartbeat_at < stale_after_s]
+
+
 def route(program_id: str | None, workers: Sequence[WorkerLoad], margin: float, *, now: float,
           stale_after_s: float) -> RouteDecision:
     """Where the program's next call goes: to a holder of the program (the least loaded, if
@@ -116,11 +122,11 @@ def route(program_id: str | None, workers: Sequence[WorkerLoad], margin: float, 
     holders = [w for w in workers if program_id in w.program_ids]
     if not holders:
         return RouteDecision(None, "no_holder")
-    live = [w for w in workers if now - w.heartbeat_at < stale_after_s]
-    live_holders = [w for w in holders if w in live]
+    alive = live(workers, now=now, stale_after_s=stale_after_s)
+    live_holders = [w for w in holders if w in alive]
     if not live_holders:
         return RouteDecision(None, "holder_dead")
-    least = min(w.load for w in live)
+    least = min(w.load for w in alive)
     holder = min(live_holders, key=lambda w: (w.load, w.worker_id))
     if holder.load - least > margin:
         return RouteDecision(None, "holder_overloaded")

@@ -130,7 +130,7 @@ async def test_a_restarted_worker_gets_back_what_its_previous_run_held(redis_asy
     done = await put(redis_async, ENGINE_REQUEST_STREAM, "finished")
     await put(redis_async, ENGINE_REQUEST_STREAM, "not-read-yet")
     read = await first.next_requests(count=2, block_ms=100)  # COUNT per stream: not the last one
-    await first.ack(next(e for e in read if e.entry_id == done))
+    await first.ack(next(e for e in read if e.key == (ENGINE_REQUEST_STREAM, done)))
     # The worker dies here; its successor has the same worker id, so nobody else claims these.
     again = RequestStream(redis_async, "a")
     await again.ensure_group()
@@ -146,3 +146,20 @@ async def test_groups_lost_with_redis_data_are_recreated_on_read(redis_async):
     await put(redis_async, ENGINE_REQUEST_STREAM, "after")
     assert names(await a.next_requests(count=1, block_ms=100)) == ["after"]
     assert await redis_async.smembers(WORKER_STREAMS_SET) == {"a"}
+
+
+async def test_output_events_come_back_in_order_and_a_batch_is_published_whole(redis_async):
+    from common.names import output_stream
+    from common.schemas import CallEvent, DeltaEvent
+    from engine_worker.intake import OutputPublisher
+
+    out, stream = OutputPublisher(redis_async), RequestStream(redis_async, "a")
+    assert await stream.output_events("r1") == []
+    first = DeltaEvent(text="a", token_ids=[1])
+    last = DeltaEvent(text="", token_ids=[2])
+    ended = CallEvent(call_id="c1", api="chatbot", arguments={}, started_at=1.0, context_tokens=3,
+                      segment_text="a", reply_to="augserve:tool-results:a")
+    await out.emit("r1", first)
+    await out.emit("r1", last, ended)
+    assert await stream.output_events("r1") == [first, last, ended]
+    assert await redis_async.ttl(output_stream("r1")) == -1  # expires only once the request is over
