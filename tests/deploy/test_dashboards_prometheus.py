@@ -30,6 +30,7 @@ from stack.models import build_tiny
 from stack.processes import free_port
 from stack.services import Stack, StackConfig
 from tests.deploy.prometheus_server import Prometheus, local_config
+from engine_worker.settings import WorkerSettings
 
 MODEL = "SmolLM2-135M-Instruct"
 WORKER_ID = "engine-0"  # the id stack.services gives its engine worker
@@ -231,7 +232,8 @@ def test_template_variable_has_values(loaded, stem, name, definition):
     if name == "worker":
         assert values == [WORKER_ID]
     if name == "policy":
-        assert values == ["infercept"], "the stack's engine worker runs the default policy"
+        default = WorkerSettings.model_fields["policy"].default
+        assert values == [default], "the stack's engine worker runs the default policy"
 
 
 @pytest.mark.parametrize(("stem", "title", "expr"), QUERIES)
