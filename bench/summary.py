@@ -140,8 +140,17 @@ def _ratio_spread(ours: dict[str, Any], base: dict[str, Any]) -> dict[str, list[
     return out
 
 
+def named(names: list[str], wanted: str) -> str:
+    """The system called `wanted`, or else the one whose policy it is (`vllm` finds
+    `vllm:ttft_budget_s=null`); `wanted` itself when none is."""
+    if wanted in names:
+        return wanted
+    return next((n for n in names if n.split(":", 1)[0] == wanted), wanted)
+
+
 def comparison(results: dict[str, Any], system: str = COMPARED[0], baseline: str = COMPARED[1]) -> dict[str, Any]:
     by_name = {s["policy"]: s.get("summary") or {} for s in results["systems"]}
+    baseline = named(list(by_name), baseline)
     check = results.get("engine_check") or engine_check(results)
     ours, base = by_name.get(system, {}), by_name.get(baseline, {})
     differ = {f: {k: v for k, v in values.items() if k in (system, baseline)}
@@ -174,7 +183,7 @@ def compared_system(results: dict[str, Any]) -> str:
         return given
     if COMPARED[0] in names:
         return COMPARED[0]
-    return next((n for n in names if n not in BASELINES), COMPARED[0])
+    return next((n for n in names if n.split(":", 1)[0] not in BASELINES), COMPARED[0])
 
 
 def annotate(results: dict[str, Any]) -> dict[str, Any]:
