@@ -167,7 +167,8 @@ class ToolClient:
             return
         # Not taken by a waiting call: answered already, past its deadline, or come while this
         # worker was down. Kept a while for a call adopted under the same id that asks again.
-        log.info("result of call %s not taken by a waiting call: kept for a re-asking call only", result.call_id)
+        log.info("dropped a result of call %s: no call waits for it (answered already, or past its deadline); "
+                 "kept a while only for a call adopted under the same id", result.call_id)
         now = time.monotonic()
         self._unclaimed = {k: v for k, v in self._unclaimed.items() if now - v[0] < self._timeout_s}
         self._unclaimed[result.call_id] = (now, result)

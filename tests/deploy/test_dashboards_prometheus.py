@@ -30,7 +30,8 @@ from stack.models import build_tiny
 from stack.processes import free_port
 from stack.services import Stack, StackConfig
 from tests.deploy.prometheus_server import Prometheus, local_config
-from engine_worker.settings import WorkerSettings
+
+POLICY = "infercept"
 
 MODEL = "SmolLM2-135M-Instruct"
 WORKER_ID = "engine-0"  # the id stack.services gives its engine worker
@@ -131,7 +132,9 @@ def loaded(tmp_path_factory) -> Iterator[Loaded]:
         model_path=str(build_tiny()), state_dir=root / "stack", gateway_port=free_port(),
         engine_metrics_port=free_port(), estimator_port=free_port(), executor_metrics_port=free_port(),
         redis_port=free_port(), time_scale=0.02, executor_concurrency=4,
-        worker_env={"AUGSERVE_API_CALL_TIMEOUT_S": "30"},
+        # infercept moves every paused request's KV, so the swap and recompute panels get data (the
+        # default, infercept-on-demand, keeps KV while the pool has room: here it always has).
+        worker_env={"AUGSERVE_API_CALL_TIMEOUT_S": "30", "AUGSERVE_POLICY": POLICY},
     )
     ports = {"gateway": cfg.gateway_port, "engine-worker": cfg.engine_metrics_port,
              "estimator": cfg.estimator_port, "api-executor": cfg.executor_metrics_port}
@@ -232,8 +235,7 @@ def test_template_variable_has_values(loaded, stem, name, definition):
     if name == "worker":
         assert values == [WORKER_ID]
     if name == "policy":
-        default = WorkerSettings.model_fields["policy"].default
-        assert values == [default], "the stack's engine worker runs the default policy"
+        assert values == [POLICY], "the stack's engine worker runs the policy it was given"
 
 
 @pytest.mark.parametrize(("stem", "title", "expr"), QUERIES)

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
+from engine_worker.settings import WorkerSettings
 
 MODEL = "SmolLM2-135M-Instruct"
 PLAN = {"segments": [
@@ -136,7 +137,8 @@ def test_engine_spans_carry_the_genai_and_policy_attributes(traced):
     assert request["gen_ai.usage.output_tokens"] == body["usage"]["completion_tokens"] == 15
     assert request["gen_ai.usage.input_tokens"] == body["usage"]["prompt_tokens"]
     assert request["gen_ai.response.finish_reasons"] == ["stop"]
-    assert request["augserve.policy"] == "infercept" and request["augserve.worker"] == "engine-0"
+    default_policy = WorkerSettings.model_fields["policy"].default  # the shared stack runs the default
+    assert request["augserve.policy"] == default_policy and request["augserve.worker"] == "engine-0"
     assert request["augserve.interceptions"] == 2
     for record in body["interceptions"]:
         attributes = _one(spans, f"interception {record['api']}").attributes
@@ -148,7 +150,7 @@ def test_engine_spans_carry_the_genai_and_policy_attributes(traced):
         assert attributes["augserve.duration_s"] == record["duration_s"]
         assert attributes["augserve.held_kv_byte_seconds"] == record["held_kv_byte_seconds"]
         assert attributes["augserve.context_tokens"] == record["context_tokens"]
-    # The infercept policy may discard or swap here (its choice depends on the machine's cost
+    # The policy may discard or swap here (its choice depends on the machine's cost
     # model): a released call's KV moves and its recompute are children of its interception.
     interceptions = {s.span_id: s for s in spans if s.name.startswith("interception ")}
     for name in ("kv discard", "kv swap", "kv swap-out", "kv swap-in", "kv recompute"):
