@@ -22,7 +22,6 @@ from pathlib import Path
 
 from bench.engine_settings import EngineSettings
 from common.engine_facts import EngineFacts, config_facts, facts
-from engine_worker.settings import WorkerSettings
 from stack.processes import Service, free_port, python_module
 
 STARTUP_TIMEOUT_S = 300.0
@@ -36,11 +35,6 @@ def server_args(model_path: Path, served_name: str, engine: EngineSettings, *, p
         "--model", str(model_path), "--served-model-name", served_name, *engine.stock_args(),
         "--enable-prompt-tokens-details", "--host", "127.0.0.1", "--port", str(port),
     ]
-
-
-def worker_max_num_seqs(worker_env: dict[str, str]) -> int:
-    """Our worker's max_num_seqs: its setting's default unless the run overrides it."""
-    return int(worker_env.get("AUGSERVE_MAX_NUM_SEQS", WorkerSettings.model_fields["max_num_seqs"].default))
 
 
 def _get(url: str, timeout_s: float = 2.0) -> str | None:

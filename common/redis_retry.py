@@ -54,6 +54,17 @@ class Backoff:
         self.failures = 0
 
 
+def _delay_or_give_up(backoff: Backoff, deadline: float, exc: Exception, what: str, log: logging.Logger,
+                      give_up_s: float) -> float:
+    """The wait before the next try, or the outage error raised again once past the deadline."""
+    delay = backoff.next_delay()
+    if time.monotonic() + delay > deadline:
+        log.error("%s: Redis still unavailable after %.0fs, giving up: %s", what, give_up_s, exc)
+        raise exc
+    log.warning("%s: Redis unavailable (%s), retry %d in %.1fs", what, exc, backoff.failures, delay)
+    return delay
+
+
 async def retry_async(op: Callable[[], Awaitable[T]], what: str, log: logging.Logger,
                       give_up_s: float = GIVE_UP_S) -> T:
     """await op() until it succeeds, retrying outage errors with backoff for up to give_up_s."""
@@ -63,12 +74,7 @@ async def retry_async(op: Callable[[], Awaitable[T]], what: str, log: logging.Lo
         try:
             result = await op()
         except OUTAGE_ERRORS as exc:
-            delay = backoff.next_delay()
-            if time.monotonic() + delay > deadline:
-                log.error("%s: Redis still unavailable after %.0fs, giving up: %s", what, give_up_s, exc)
-                raise
-            log.warning("%s: Redis unavailable (%s), retry %d in %.1fs", what, exc, backoff.failures, delay)
-            await asyncio.sleep(delay)
+            await asyncio.sleep(_delay_or_give_up(backoff, deadline, exc, what, log, give_up_s))
             continue
         if backoff.failures:
             log.info("%s: Redis reachable again after %d retries", what, backoff.failures)
@@ -83,12 +89,7 @@ def retry_sync(op: Callable[[], T], what: str, log: logging.Logger, give_up_s: f
         try:
             result = op()
         except OUTAGE_ERRORS as exc:
-            delay = backoff.next_delay()
-            if time.monotonic() + delay > deadline:
-                log.error("%s: Redis still unavailable after %.0fs, giving up: %s", what, give_up_s, exc)
-                raise
-            log.warning("%s: Redis unavailable (%s), retry %d in %.1fs", what, exc, backoff.failures, delay)
-            time.sleep(delay)
+            time.sleep(_delay_or_give_up(backoff, deadline, exc, what, log, give_up_s))
             continue
         if backoff.failures:
             log.info("%s: Redis reachable again after %d retries", what, backoff.failures)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from stack.models import build_default
+from stack.models import build_default, build_tiny
 from stack.processes import free_port
 from stack.services import Stack, StackConfig
 from tests.otlp_receiver import OtlpReceiver
@@ -49,3 +49,16 @@ def gateway_url(stack) -> str:
 @pytest.fixture(scope="session")
 def model_path(stack) -> str:
     return stack.cfg.model_path
+
+
+def tiny_fault_stack(state_dir, call_timeout_s: float) -> StackConfig:
+    """The fault tests' own stack: the tiny model, real call durations, a 1 s heartbeat (a dead
+    worker is noticed in 5 s), and the engine worker's per-call deadline that a fault must beat."""
+    return StackConfig(
+        model_path=str(build_tiny()), state_dir=state_dir,
+        gateway_port=free_port(), engine_metrics_port=free_port(), estimator_port=free_port(),
+        executor_metrics_port=free_port(), redis_port=free_port(), time_scale=1.0,
+        worker_env={"AUGSERVE_API_CALL_TIMEOUT_S": str(call_timeout_s), "AUGSERVE_KV_CACHE_BYTES": str(64 << 20),
+                    "AUGSERVE_MAX_MODEL_LEN": "512", "AUGSERVE_HEARTBEAT_S": "1"},
+        gateway_env={"AUGSERVE_MAX_MODEL_LEN": "512"},
+    )

@@ -17,9 +17,9 @@ import pytest
 import redis
 
 from api_executor import reclaim
-from stack.models import build_tiny
-from stack.processes import free_port, port_open
-from stack.services import Stack, StackConfig
+from stack.processes import port_open
+from stack.services import Stack
+from tests.e2e.conftest import tiny_fault_stack
 
 MODEL = "SmolLM2-135M-Instruct"
 N_PAUSED = 4
@@ -36,14 +36,7 @@ executor's start-up on a loaded 2-core machine, the dead one's liveness ttl (5 s
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
-    cfg = StackConfig(
-        model_path=str(build_tiny()), state_dir=tmp_path_factory.mktemp("stack-executor-restart"),
-        gateway_port=free_port(), engine_metrics_port=free_port(), estimator_port=free_port(),
-        executor_metrics_port=free_port(), redis_port=free_port(), time_scale=1.0,
-        worker_env={"AUGSERVE_API_CALL_TIMEOUT_S": str(CALL_TIMEOUT_S), "AUGSERVE_KV_CACHE_BYTES": str(64 << 20),
-                    "AUGSERVE_MAX_MODEL_LEN": "512", "AUGSERVE_HEARTBEAT_S": "1"},
-        gateway_env={"AUGSERVE_MAX_MODEL_LEN": "512"},
-    )
+    cfg = tiny_fault_stack(tmp_path_factory.mktemp("stack-executor-restart"), CALL_TIMEOUT_S)
     running = Stack(cfg).start()
     try:
         yield running

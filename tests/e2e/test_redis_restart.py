@@ -16,9 +16,8 @@ import httpx
 import pytest
 import redis
 
-from stack.models import build_tiny
-from stack.processes import free_port
-from stack.services import Stack, StackConfig
+from stack.services import Stack
+from tests.e2e.conftest import tiny_fault_stack
 
 MODEL = "SmolLM2-135M-Instruct"
 CALL_S = 6.0
@@ -33,14 +32,7 @@ restart, the call's own timeout is 60 s (AUGSERVE_API_CALL_TIMEOUT_S), with room
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
-    cfg = StackConfig(
-        model_path=str(build_tiny()), state_dir=tmp_path_factory.mktemp("stack-redis-restart"),
-        gateway_port=free_port(), engine_metrics_port=free_port(), estimator_port=free_port(),
-        executor_metrics_port=free_port(), redis_port=free_port(), time_scale=1.0,
-        worker_env={"AUGSERVE_API_CALL_TIMEOUT_S": "60", "AUGSERVE_KV_CACHE_BYTES": str(64 << 20),
-                    "AUGSERVE_MAX_MODEL_LEN": "512", "AUGSERVE_HEARTBEAT_S": "1"},
-        gateway_env={"AUGSERVE_MAX_MODEL_LEN": "512"},
-    )
+    cfg = tiny_fault_stack(tmp_path_factory.mktemp("stack-redis-restart"), 60)
     running = Stack(cfg).start()
     try:
         yield running
