@@ -25,7 +25,7 @@ def program_holder(program_id: str) -> str:
     WorkerSettings.program_affinity_ttl_s)."""
     return f"{PREFIX}:program:{program_id}"
 
-# engine worker registry: hash worker_id -> WorkerStatus JSON, refreshed as a heartbeat.
+# engine worker registry: hash worker_id -> common.schemas.WorkerStatus JSON, refreshed as a heartbeat.
 WORKERS_HASH = f"{PREFIX}:workers"
 
 # Output events of one request, engine worker -> gateway. Expires after the request ends.

@@ -253,3 +253,30 @@ class ToolResult(Frozen):
     error: str | None = None
     started_at: float
     ended_at: float
+
+
+class WorkerStatus(BaseModel):
+    """engine worker -> gateway, peers, stack (WORKERS_HASH): what a worker serves and how loaded it
+    is, rewritten every heartbeat_s. Readers ignore fields they do not know (a newer worker's)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    worker_id: str
+    inflight: int
+    """Requests this worker holds: running, queued in vLLM, or paused at a call."""
+    heartbeat_at: float
+    """Wall-clock time of this write; a status older than 5 heartbeats is a dead worker's."""
+    backlog: int = 0
+    """Requests taken off the stream but not yet started (waiting for room)."""
+    paused: int = 0
+    model: str | None = None
+    policy: str | None = None
+    scheduler: str | None = None
+    scheduler_options: dict[str, Any] = Field(default_factory=dict)
+    duration_estimate: str | None = None
+    max_model_len: int | None = None
+    kv_cache_bytes: int | None = None
+    kv_pool_blocks: int | None = None
+    offload_reserve_blocks: int | None = None
+    engine_config: dict[str, Any] | None = None
+    """vLLM's effective configuration, as its /server_info dumps it (common/engine_facts.py)."""

@@ -8,7 +8,6 @@ another can claim what it held and continue it from its output events (engine_wo
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import redis.asyncio as aioredis
 from common.names import (ENGINE_GROUP, ENGINE_REQUEST_STREAM, OUTPUT_STREAM_TTL_S, WORKER_STREAMS_SET, WORKERS_HASH,
                           engine_worker_stream, output_stream, program_holder)
 from common.redis_retry import retry_async
-from common.schemas import EngineRequest, ErrorEvent, FinalEvent, OutputEnvelope, OutputEvent
+from common.schemas import EngineRequest, ErrorEvent, FinalEvent, OutputEnvelope, OutputEvent, WorkerStatus
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +97,7 @@ class RequestStream:
             if name == self.worker_id:
                 return False
             beat = beats.get(name)
-            return beat is None or now - json.loads(beat)["heartbeat_at"] >= stale_after_s
+            return beat is None or now - WorkerStatus.model_validate_json(beat).heartbeat_at >= stale_after_s
 
         claimed: list[Entry] = []
         for consumer in await self._redis.xinfo_consumers(ENGINE_REQUEST_STREAM, ENGINE_GROUP):

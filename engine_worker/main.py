@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import deque
@@ -11,7 +10,7 @@ from collections import deque
 import redis.asyncio as aioredis
 
 from common.names import WORKERS_HASH
-from common.schemas import ErrorEvent, FinalEvent, InterceptionEvent, OutputEvent
+from common.schemas import ErrorEvent, FinalEvent, InterceptionEvent, OutputEvent, WorkerStatus
 from engine_worker import metrics, spans
 from common.redis_retry import OUTAGE_ERRORS, Backoff, retry_async
 from engine_worker.engine import build_engine, effective_config
@@ -313,20 +312,18 @@ class EngineWorker:
                         metrics.swapped_bytes_total.labels(worker, direction).inc(r.swapped_bytes)
                         metrics.swap_seconds_total.labels(worker, direction).inc(seconds)
 
-    def status(self) -> dict:
+    def status(self) -> WorkerStatus:
         s = self.settings
-        return {
-            "worker_id": s.worker_id, "model": s.model_id, "policy": s.policy, "scheduler": s.scheduler,
-            "scheduler_options": s.scheduler_options,
-            "duration_estimate": s.duration_estimate, "inflight": len(self._inflight),
-            "paused": len(self._paused_ids), "max_model_len": s.max_model_len, "kv_cache_bytes": s.kv_cache_bytes,
-            "backlog": len(self._backlog),
-            "kv_pool_blocks": self._controller.total_blocks, "offload_reserve_blocks": self._controller.reserve_blocks,
-            "engine_config": self._engine_config, "heartbeat_at": time.time(),
-        }
+        return WorkerStatus(
+            worker_id=s.worker_id, model=s.model_id, policy=s.policy, scheduler=s.scheduler,
+            scheduler_options=s.scheduler_options, duration_estimate=s.duration_estimate,
+            inflight=len(self._inflight), paused=len(self._paused_ids), max_model_len=s.max_model_len,
+            kv_cache_bytes=s.kv_cache_bytes, backlog=len(self._backlog), kv_pool_blocks=self._controller.total_blocks,
+            offload_reserve_blocks=self._controller.reserve_blocks, engine_config=self._engine_config,
+            heartbeat_at=time.time())
 
     async def _heartbeat_once(self) -> None:
-        await self._redis.hset(WORKERS_HASH, self.settings.worker_id, json.dumps(self.status()))
+        await self._redis.hset(WORKERS_HASH, self.settings.worker_id, self.status().model_dump_json())
 
     async def _log_engine_stats(self) -> None:
         """vLLM's own periodic stats line ("Avg prompt throughput ..., Running: n reqs, ... KV cache

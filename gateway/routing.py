@@ -9,7 +9,6 @@ program id.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from common.names import ENGINE_REQUEST_STREAM, WORKERS_HASH, engine_worker_stream, program_holder
+from common.schemas import WorkerStatus
 from engine_worker.policies.autellix import RouteDecision, WorkerLoad, live, route
 
 log = logging.getLogger(__name__)
@@ -86,10 +86,9 @@ class Router:
         loads = []
         for worker_id, raw in (await self.redis.hgetall(WORKERS_HASH)).items():
             try:
-                status = json.loads(raw)
-                loads.append(WorkerLoad(worker_id, float(status["inflight"]) + float(status.get("backlog", 0)),
-                                        float(status["heartbeat_at"])))
-            except (ValueError, KeyError, TypeError):
+                status = WorkerStatus.model_validate_json(raw)
+                loads.append(WorkerLoad(worker_id, float(status.inflight + status.backlog), status.heartbeat_at))
+            except ValueError:
                 log.warning("ignoring worker %s: unreadable status %r", worker_id, raw)
         self._loads, self._loads_at = loads, self._clock()
         return loads

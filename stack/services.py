@@ -3,7 +3,6 @@ tests and the benchmark use (docker-compose.yml runs the same commands in contai
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from pathlib import Path
 import redis
 
 from common.names import WORKERS_HASH
+from common.schemas import WorkerStatus
 from stack.processes import Service, port_open, python_module
 from stack.redis_server import redis_url, start_redis
 
@@ -99,8 +99,8 @@ def _fresh_heartbeat(client: redis.Redis, worker_id: str, since: float) -> bool:
     before it could remove it) may be there already."""
     raw = client.hget(WORKERS_HASH, worker_id)
     try:
-        return raw is not None and json.loads(raw)["heartbeat_at"] >= since
-    except (ValueError, KeyError, TypeError):
+        return raw is not None and WorkerStatus.model_validate_json(raw).heartbeat_at >= since
+    except ValueError:
         return False
 
 
@@ -160,4 +160,4 @@ class Stack:
 
     def worker_status(self) -> dict:
         raw = redis.Redis.from_url(self.cfg.redis_url).hget(WORKERS_HASH, "engine-0")
-        return json.loads(raw) if raw else {}
+        return WorkerStatus.model_validate_json(raw).model_dump() if raw else {}
