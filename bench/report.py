@@ -164,8 +164,18 @@ def summary_table(results: dict[str, Any]) -> str:
         lines.append(f"{c['system']} / {c['baseline']}: completed req/s x{_s(c['completed_per_s_ratio'], 2)}"
                      + (f" (repeats x{spread[0]:.2f}-x{spread[1]:.2f})" if spread else "")
                      + f", sustainable rate {at_least}x{_s(c['sustainable_rate_ratio'], 2)}, "
-                     f"zero-interception tokens/s x{_s(c['zero_interception_tokens_per_s_ratio'], 3)} (goal >= 0.97)")
+                     f"zero-interception tokens/s x{_s(c['zero_interception_tokens_per_s_ratio'], 3)} (goal >= 0.97)"
+                     + _past_knee(c.get("past_knee")))
     return "\n".join(lines)
+
+
+def _past_knee(k: dict[str, Any] | None) -> str:
+    if not k:
+        return ""
+    return (f"; at {k['rate']:g} req/s (>= 1.5x {k['baseline_knee']:.3g}, the baseline's sustainable rate): "
+            f"completed in window x{_s(k['completed_per_s_ratio'], 2)}, served by the drain's end "
+            f"x{_s(k['served_per_s_ratio'], 2)} ({k['completed'][0]} vs {k['completed'][1]} of "
+            f"{k['sent'][0]} / {k['sent'][1]} sent)")
 
 
 def engine_line(results: dict[str, Any]) -> str:

@@ -2,7 +2,8 @@
 (pure: works on a saved results file too).
 
 Each system gets `by_rate`: one entry per rate, its repeats pooled: {rate, repeats, metrics (over
-the requests of every repeat; completed_per_s and output_tokens_per_s the mean of the repeats'),
+the requests of every repeat; completed_per_s, served_per_s and output_tokens_per_s the mean of the
+repeats'),
 spread ({figure: [one value per repeat]} for the headline figures)}. The summary and the sustainable
 rate are computed from these pooled points.
 
@@ -22,7 +23,10 @@ baseline (stock vLLM, and our own `vllm` policy: the same engine, discard and re
 completed_per_s_ratio, sustainable_rate_ratio, sustainable_rate_bounds ([system's bound,
 baseline's bound]: a "highest-measured" system side makes the ratio a lower bound),
 zero_interception_tokens_per_s_ratio, ratio_spread ({figure: [min, max]} over the pairs of
-repeats at the reference rate)}, each system / baseline (null where either side is missing or the
+repeats at the reference rate), past_knee (both systems at the lowest measured rate at or above
+KNEE_FACTOR x the baseline's sustainable rate: {baseline_knee, rate, completed_per_s_ratio,
+served_per_s_ratio, completed: [system's, baseline's], sent: [...]}, null when the baseline has no
+sustainable rate or no such rate was measured)}, each system / baseline (null where either side is missing or the
 comparison is refused). `comparison` is the first of them (the stock one).
 """
 
@@ -46,6 +50,8 @@ SPREAD = {"completed_per_s": ("completed_per_s",), "normalized_latency_mean_s": 
           "normalized_latency_p90_s": ("normalized_latency_s", "p90"), "e2e_mean_s": ("e2e_latency_s", "mean"),
           "ttft_mean_s": ("ttft_s", "mean")}
 STATS = ("mean", "p50", "p90", "p99")
+KNEE_FACTOR = 1.5
+"""The load, relative to the baseline's sustainable rate (its knee), where throughput is compared."""
 WASTE = {"held_kv_byte_seconds": "held_kv_byte_seconds", "recomputed_tokens": "recomputed_tokens",
          "recompute_s": "recompute_s", "chosen_estimate_kv_byte_seconds": "waste_chosen"}
 
@@ -67,7 +73,7 @@ def pooled(runs: list[dict[str, Any]], window_s: float) -> dict[str, Any]:
         metrics = runs[0]["metrics"]
     else:
         metrics = system_metrics([r for run in runs for r in run.get("requests") or []], window_s)
-        for key in ("completed_per_s", "output_tokens_per_s"):
+        for key in ("completed_per_s", "served_per_s", "output_tokens_per_s"):
             values = [run["metrics"][key] for run in runs if run["metrics"].get(key) is not None]
             metrics[key] = sum(values) / len(values) if values else None
     spread = {name: [_figure(run["metrics"], path) for run in runs] for name, path in SPREAD.items()}
@@ -148,8 +154,29 @@ def named(names: list[str], wanted: str) -> str:
     return next((n for n in names if n.split(":", 1)[0] == wanted), wanted)
 
 
+def past_knee(ours: dict[str, Any], base: dict[str, Any]) -> dict[str, Any] | None:
+    """Both systems at the first measured rate at or above KNEE_FACTOR x the baseline's sustainable
+    rate (the issue's "completed req/s at 1.5x stock's knee"); None when there is none."""
+    knee = ((base.get("summary") or {}).get("sustainable_rate") or {}).get("rate")
+    if knee is None:
+        return None
+    ours_at = {p["rate"]: p["metrics"] for p in ours.get("by_rate") or []}
+    base_at = {p["rate"]: p["metrics"] for p in base.get("by_rate") or []}
+    rates = sorted(r for r in set(ours_at) & set(base_at) if r >= KNEE_FACTOR * knee * (1 - 1e-9))
+    if not rates:
+        return None
+    rate = rates[0]
+    o, b = ours_at[rate], base_at[rate]
+    return {"baseline_knee": knee, "rate": rate,
+            "completed_per_s_ratio": _ratio(o["completed_per_s"], b["completed_per_s"]),
+            "served_per_s_ratio": _ratio(o.get("served_per_s"), b.get("served_per_s")),
+            "completed": [o["requests"]["completed"], b["requests"]["completed"]],
+            "sent": [o["requests"]["sent"], b["requests"]["sent"]]}
+
+
 def comparison(results: dict[str, Any], system: str = COMPARED[0], baseline: str = COMPARED[1]) -> dict[str, Any]:
-    by_name = {s["policy"]: s.get("summary") or {} for s in results["systems"]}
+    systems = {s["policy"]: s for s in results["systems"]}
+    by_name = {name: s.get("summary") or {} for name, s in systems.items()}
     baseline = named(list(by_name), baseline)
     check = results.get("engine_check") or engine_check(results)
     ours, base = by_name.get(system, {}), by_name.get(baseline, {})
@@ -171,6 +198,7 @@ def comparison(results: dict[str, Any], system: str = COMPARED[0], baseline: str
         "zero_interception_tokens_per_s_ratio": _ratio(ours.get("zero_interception_tokens_per_s"),
                                                        base.get("zero_interception_tokens_per_s")),
         "ratio_spread": _ratio_spread(ours, base),
+        "past_knee": past_knee(systems[system], systems[baseline]) if ours and base else None,
     }
 
 

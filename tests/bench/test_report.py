@@ -48,7 +48,8 @@ def test_summary_table_and_comparison():
     assert infercept["summary"]["sustainable_rate"]["bound"] == "highest-measured"
     assert c == {"system": "infercept", "baseline": "stock-vllm", "refused": None, "completed_per_s_ratio": None,
                  "sustainable_rate_ratio": None, "sustainable_rate_bounds": ["highest-measured", None],
-                 "zero_interception_tokens_per_s_ratio": None, "ratio_spread": {k: None for k in SPREAD}}
+                 "zero_interception_tokens_per_s_ratio": None, "ratio_spread": {k: None for k in SPREAD},
+                 "past_knee": None}
     lines = summary_table(results).splitlines()
     assert lines[1].split()[:3] == ["infercept", ">=", "1.00"] and "FAILED" in lines[2]
 
@@ -108,3 +109,25 @@ def test_engines_that_differ_are_not_compared():
     text = summary_table(results)
     assert "ENGINES DIFFER" in text and "infercept / stock-vllm: NOT COMPARED" in text
     assert refused_comparisons(results) == [f"infercept / stock-vllm: {c['refused']}"]
+
+
+def test_throughput_is_compared_at_one_and_a_half_times_the_baselines_knee():
+    """Stock keeps up at 0.1 req/s and falls behind at 0.2 (one of two requests cut at the drain's
+    end), so its sustainable rate is 0.1 and the comparison point is the first rate >= 0.15."""
+    cut = [RECORDS[0], {**RECORDS[1], "end_s": None, "ok": False}]
+    run = lambda rate, records: {"rate": rate, "repeat": 0, "ok": True,  # noqa: E731
+                                 "metrics": system_metrics(records, 5.0), "requests": records}
+    results = annotate({
+        "schema_version": 3, "profile": "full",
+        "parameters": {"model": "tiny", "slo_s": 0.3, "slo_statistic": "mean", "window_s": 5.0},
+        "systems": [
+            {"policy": "stock-vllm", "ok": True, "runs": [run(0.1, RECORDS), run(0.2, cut)], "engine": _engine()},
+            {"policy": "infercept", "ok": True, "runs": [run(0.1, RECORDS), run(0.2, RECORDS)], "engine": _engine()},
+        ],
+    })
+    stock = results["systems"][0]["summary"]["sustainable_rate"]
+    assert (stock["rate"], stock["bound"]) == (0.1, "last-sustained")
+    assert results["comparison"]["past_knee"] == {
+        "baseline_knee": 0.1, "rate": 0.2, "completed_per_s_ratio": 2.0, "served_per_s_ratio": 2.0,
+        "completed": [2, 1], "sent": [2, 2]}
+    assert "at 0.2 req/s (>= 1.5x 0.1" in summary_table(results)

@@ -16,7 +16,7 @@ import sys
 
 from stack.processes import REPO_ROOT
 
-METRIC_KEYS = {"requests", "completed_per_s", "output_tokens_per_s", "generated_tokens", "normalized_latency_s",
+METRIC_KEYS = {"requests", "completed_per_s", "served_per_s", "output_tokens_per_s", "generated_tokens", "normalized_latency_s",
                "e2e_latency_s", "ttft_s", "tpot_s", "recompute_share", "api_time_s", "interceptions",
                "recomputed_tokens", "recompute_s", "held_kv_byte_seconds", "duration_estimate_abs_error_s",
                "waste", "waste_chosen", "errors"}
