@@ -4,11 +4,12 @@ ran, 1 when one failed (the others' results are still written)."""
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 from pathlib import Path
 
-from bench import report
+from bench import report, summary
 from bench.config import PROFILES, profile
 from bench.runner import run_benchmark
 from bench.trace import REQUEST_TYPES
@@ -95,6 +96,8 @@ def parser() -> argparse.ArgumentParser:
                    help="vLLM's async scheduling in every engine (default off)")
     p.add_argument("--cpu-cores", help="cores every engine's threads are bound to, e.g. 0-1 (default: all allowed)")
     p.add_argument("--out", dest="out_dir", type=Path, help="results folder (default bench-results)")
+    p.add_argument("--report", dest="report_file", type=Path, metavar="RESULTS_JSON",
+                   help="run nothing: recompute the metrics and tables of a saved results file with this code")
     return p
 
 
@@ -102,8 +105,29 @@ def _interrupt(*_) -> None:
     raise KeyboardInterrupt
 
 
+def _print_tables(results: dict) -> None:
+    print(report.table(results))
+    print()
+    print(report.rate_table(results))
+    print()
+    print(report.summary_table(results))
+
+
+def _report_only(path: Path) -> int:
+    """A saved run re-analysed: the per-run metrics recomputed from its request records, then the
+    per-rate pooling, summaries and comparisons (so a figure added since the run is there too)."""
+    results = summary.reanalysed(json.loads(path.read_text()))
+    _print_tables(results)
+    out = report.write_json(results, path.parent, path.stem + "-reanalysed", latest=False)
+    print(f"\nre-analysed results: {out}")
+    return 1 if report.failed_systems(results) or report.refused_comparisons(results) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = vars(parser().parse_args(argv))
+    report_file = args.pop("report_file")
+    if report_file is not None:
+        return _report_only(report_file)
     named = args.pop("profile")
     name = "quick" if args.pop("quick") else (named or "full")
     args["worker_env"] = dict(args["worker_env"]) if args["worker_env"] else None
@@ -120,11 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
     print()
-    print(report.table(results))
-    print()
-    print(report.rate_table(results))
-    print()
-    print(report.summary_table(results))
+    _print_tables(results)
     print(f"\nresults: {path} (and {cfg.out_dir / 'latest.json'}), plots: {cfg.out_dir}/latest-*.png, "
           f"wall time {results['wall_s']:.0f}s")
     failed = report.failed_systems(results)

@@ -202,13 +202,14 @@ def _sustained(sus: dict[str, Any]) -> str:
             "highest-measured": f">= {rate:.2f}"}.get(bound, f"{rate:.2f}")
 
 
-def write_json(results: dict[str, Any], out_dir: Path, stem: str) -> Path:
+def write_json(results: dict[str, Any], out_dir: Path, stem: str, latest: bool = True) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{stem}.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=1, default=str))
     tmp.rename(path)
-    shutil.copyfile(path, out_dir / "latest.json")
+    if latest:
+        shutil.copyfile(path, out_dir / "latest.json")
     return path
 
 

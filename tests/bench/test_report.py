@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from bench.__main__ import main
 from bench.metrics import system_metrics
 from bench.plots import plot
 from bench.report import rate_table, refused_comparisons, summary_table, table, write_json
@@ -131,3 +132,20 @@ def test_throughput_is_compared_at_one_and_a_half_times_the_baselines_knee():
         "baseline_knee": 0.1, "rate": 0.2, "completed_per_s_ratio": 2.0, "served_per_s_ratio": 2.0,
         "completed": [2, 1], "sent": [2, 2]}
     assert "at 0.2 req/s (>= 1.5x 0.1" in summary_table(results)
+
+
+def test_a_saved_run_is_reanalysed_from_its_request_records(tmp_path):
+    """`python -m bench --report FILE`: metrics an older run lacks are recomputed from its records."""
+    saved = json.loads(json.dumps(_pair(_engine()), default=str))
+    for system in saved["systems"]:
+        for run in system["runs"]:
+            del run["metrics"]["served_per_s"]
+        del system["by_rate"], system["summary"]
+    del saved["comparisons"], saved["comparison"]
+    path = tmp_path / "full-old.json"
+    path.write_text(json.dumps(saved))
+    assert main(["--report", str(path)]) == 0
+    again = json.loads((tmp_path / "full-old-reanalysed.json").read_text())
+    assert again["systems"][0]["runs"][0]["metrics"]["served_per_s"] == 2 / 5.0
+    assert again["comparison"]["refused"] is None and "past_knee" in again["comparison"]
+    assert not (tmp_path / "latest.json").exists()  # a re-analysis is not the newest run
