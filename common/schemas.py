@@ -255,6 +255,17 @@ class ToolResult(Frozen):
     ended_at: float
 
 
+HEARTBEAT_S = 2.0
+"""The engine workers' default heartbeat period (WorkerSettings.heartbeat_s)."""
+MISSED_HEARTBEATS_DEAD = 5
+"""A worker whose status is older than this many heartbeats is dead: its peers adopt its
+requests and the gateway stops routing to it (one rule, both sides)."""
+
+
+def stale_after_s(heartbeat_s: float = HEARTBEAT_S) -> float:
+    return MISSED_HEARTBEATS_DEAD * heartbeat_s
+
+
 class WorkerStatus(BaseModel):
     """engine worker -> gateway, peers, stack (WORKERS_HASH): what a worker serves and how loaded it
     is, rewritten every heartbeat_s. Readers ignore fields they do not know (a newer worker's)."""
@@ -265,7 +276,7 @@ class WorkerStatus(BaseModel):
     inflight: int
     """Requests this worker holds: running, queued in vLLM, or paused at a call."""
     heartbeat_at: float
-    """Wall-clock time of this write; a status older than 5 heartbeats is a dead worker's."""
+    """Wall-clock time of this write; a status older than stale_after_s() is a dead worker's."""
     backlog: int = 0
     """Requests taken off the stream but not yet started (waiting for room)."""
     paused: int = 0

@@ -10,7 +10,7 @@ from collections import deque
 import redis.asyncio as aioredis
 
 from common.names import WORKERS_HASH
-from common.schemas import ErrorEvent, FinalEvent, InterceptionEvent, OutputEvent, WorkerStatus
+from common.schemas import ErrorEvent, FinalEvent, InterceptionEvent, OutputEvent, WorkerStatus, stale_after_s
 from engine_worker import metrics, spans
 from common.redis_retry import OUTAGE_ERRORS, Backoff, retry_async
 from engine_worker.engine import build_engine, effective_config
@@ -129,9 +129,9 @@ class EngineWorker:
                 await self._stream.ensure_group()
 
     async def _intake_step(self) -> None:
-        if time.monotonic() - self._last_claim > 5 * self.settings.heartbeat_s:
+        if time.monotonic() - self._last_claim > stale_after_s(self.settings.heartbeat_s):
             self._last_claim = time.monotonic()
-            for entry in await self._stream.claim_from_dead_workers(5 * self.settings.heartbeat_s):
+            for entry in await self._stream.claim_from_dead_workers(stale_after_s(self.settings.heartbeat_s)):
                 self._start(entry, reclaimed=True)
         room = self.settings.max_inflight - len(self._inflight)
         while room > 0 and self._backlog:

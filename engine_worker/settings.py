@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from common.schemas import HEARTBEAT_S
 from common.settings import CommonSettings
 
 
@@ -67,8 +68,9 @@ class WorkerSettings(CommonSettings):
     """Address the metrics port binds; 0.0.0.0 in containers so Prometheus can scrape it."""
     cancel_poll_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     """How often the worker checks whether the clients of its requests went away (one MGET)."""
-    heartbeat_s: Annotated[float, Field(gt=0, le=60)] = 2.0
-    """Status in WORKERS_HASH this often; 5 missed ones and the others adopt this worker's requests."""
+    heartbeat_s: Annotated[float, Field(gt=0, le=60)] = HEARTBEAT_S
+    """Status in WORKERS_HASH this often; MISSED_HEARTBEATS_DEAD (common.schemas) missed ones and
+    the others adopt this worker's requests."""
     program_affinity_ttl_s: Annotated[float, Field(gt=0, le=86_400)] = 600.0
     """How long this worker stays a program's holder (augserve:program:<id>) after starting one of
     its requests; the gateway's program-affinity routing sends the program's next calls here. A

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from common.schemas import stale_after_s
 from common.settings import CommonSettings
 from stack.models import default_model_dir
 
@@ -46,9 +47,9 @@ class GatewaySettings(CommonSettings):
     routing_margin: Annotated[float, Field(ge=0, le=100_000)] = 4.0
     """Program affinity yields to balance when the holder has more than this many in-flight
     requests (running, queued or paused, from its heartbeat) above the least-loaded live worker."""
-    worker_stale_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
-    """A worker whose heartbeat is older than this is dead to routing (5 x the workers' default
-    heartbeat_s of 2 s, the rule by which workers adopt each other's requests)."""
+    worker_stale_s: Annotated[float, Field(gt=0, le=3600)] = stale_after_s()
+    """A worker whose heartbeat is older than this is dead to routing: by default the rule by which
+    workers adopt each other's requests (common.schemas.stale_after_s of the default heartbeat)."""
     no_worker_grace_s: Annotated[float, Field(ge=0, le=3600)] = 5.0
     """A request waiting on its output fails with a 503 once no engine worker has been alive
     (worker_stale_s) for this long: while one is, it continues whatever a dead one held. The grace

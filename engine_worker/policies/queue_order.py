@@ -16,7 +16,9 @@ Contract for the caller:
   ranks decide admission only.
 - `observe` is called once per engine iteration, even when nothing ran (`ran` empty): policies
   count iterations with it (LAMPS' re-sort cadence and starvation counters).
-- Both take `now` from the caller (the same monotonic clock as the snapshots' times).
+- Both take `now` from the caller, on the same clock as the snapshots' times: wall-clock seconds
+  (time.time()), because a request's original arrival is stamped by the gateway, another process
+  on possibly another host, where a monotonic clock would mean nothing.
 """
 
 from __future__ import annotations
