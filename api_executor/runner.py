@@ -24,9 +24,10 @@ from pydantic import ValidationError
 from api_executor import delivery, metrics, runtime, spans
 from api_executor.errors import ToolError, TransientError
 from api_executor.kinds import standin
-from common.names import CELERY_QUEUE
+from api_executor.celery_app import app
+from common.names import CELERY_QUEUE, DELIVER_TASK
 from common.redis_retry import retry_sync
-from common.schemas import ToolCallTask, ToolResult
+from common.schemas import StandInDelivery, ToolCallTask, ToolResult
 
 log = logging.getLogger(__name__)
 
@@ -84,25 +85,20 @@ def schedule_delivery(kind: str, call: ToolCallTask, content: str, started_at: f
     if remaining <= 0:
         finish(kind, call, "ok", content, started_at, time.time())
         return
-    from api_executor.tasks import deliver  # tasks imports this module
-
-    deliver.apply_async(
-        kwargs={"kind": kind, "call": call.model_dump(), "content": content,
-                "started_at": started_at, "due_at": due_at},
-        countdown=min(remaining, runtime.settings().executor_max_countdown_s), queue=CELERY_QUEUE,
-    )
+    planned = StandInDelivery(kind=kind, call=call, content=content, started_at=started_at, due_at=due_at)
+    app.send_task(DELIVER_TASK, kwargs=planned.model_dump(mode="json"),
+                  countdown=min(remaining, runtime.settings().executor_max_countdown_s), queue=CELERY_QUEUE)
 
 
-def run_delivery(kind: str, call_kwargs: dict[str, Any], content: str, started_at: float, due_at: float) -> None:
+def run_delivery(planned: StandInDelivery) -> None:
     """The scheduled end of a stand-in: deliver now, or hop again if still early (long waits)."""
-    call = ToolCallTask.model_validate(call_kwargs)
-    remaining = due_at - time.time()
+    remaining = planned.due_at - time.time()
     if remaining > DELIVERY_JITTER_S:
-        schedule_delivery(kind, call, content, started_at, due_at)
+        schedule_delivery(planned.kind, planned.call, planned.content, planned.started_at, planned.due_at)
         return
     if remaining > 0:
         time.sleep(remaining)  # at most DELIVERY_JITTER_S: the timer fired a hair early
-    finish(kind, call, "ok", content, started_at, time.time())
+    finish(planned.kind, planned.call, "ok", planned.content, planned.started_at, time.time())
 
 
 def finish(kind: str, call: ToolCallTask, outcome: str, content: str, started_at: float, ended_at: float) -> None:

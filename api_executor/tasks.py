@@ -1,5 +1,6 @@
 """The executor's Celery tasks: one per API kind, named common.names.task_name(kind), plus the
-internal `api.deliver` that ends a stand-in's wait. Thin: api_executor.runner does the work.
+internal `api.deliver` (common.names.DELIVER_TASK, kwargs common.schemas.StandInDelivery) that
+ends a stand-in's wait. Thin: api_executor.runner does the work.
 
 Each kind task takes ToolCallTask's fields as kwargs: send_task("api.<kind>", kwargs=call.model_dump()).
 """
@@ -13,11 +14,8 @@ from celery import Task
 from api_executor import runner, runtime
 from api_executor.celery_app import app
 from api_executor.kinds import calculator, chatbot, http, image, qa, tts, ve
-from common.names import task_name
-from common.schemas import API_KINDS
-
-DELIVER_TASK = "api.deliver"
-
+from common.names import DELIVER_TASK, task_name
+from common.schemas import API_KINDS, StandInDelivery
 
 class ExecutorTask(Task):
     """Base of every executor task: a failure that escaped the runner still answers the call."""
@@ -73,6 +71,6 @@ def tts_task(**kwargs: Any) -> None:
 
 
 @app.task(name=DELIVER_TASK, base=ExecutorTask)
-def deliver(kind: str, call: dict[str, Any], content: str, started_at: float, due_at: float) -> None:
-    runner.run_delivery(kind, call, content, started_at, due_at)
+def deliver(**kwargs: Any) -> None:
+    runner.run_delivery(StandInDelivery.model_validate(kwargs))
 

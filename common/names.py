@@ -71,3 +71,7 @@ CELERY_QUEUE = "api"
 def task_name(api: str) -> str:
     """Celery task name of an API kind: callers send by name, never import the executor."""
     return f"api.{api}"
+
+
+DELIVER_TASK = "api.deliver"
+"""The executor's own task that ends a stand-in's wait (kwargs: common.schemas.StandInDelivery)."""

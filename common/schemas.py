@@ -242,6 +242,18 @@ class ToolCallTask(Frozen):
     traceparent: str | None = None
 
 
+class StandInDelivery(Frozen):
+    """executor -> executor (the api.deliver task's kwargs): a stand-in call's planned result,
+    delivered at `due_at` (a long wait hops through several countdowns, each re-sending this)."""
+
+    kind: ApiKind
+    call: ToolCallTask
+    content: str
+    started_at: float
+    due_at: float
+    """Wall-clock time the result is due: absolute, so a re-run message does not wait twice."""
+
+
 class ToolResult(Frozen):
     """executor -> engine worker: the outcome of one call, success or error; never lost."""
 
