@@ -95,6 +95,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--async-scheduling", action=argparse.BooleanOptionalAction,
                    help="vLLM's async scheduling in every engine (default off)")
     p.add_argument("--cpu-cores", help="cores every engine's threads are bound to, e.g. 0-1 (default: all allowed)")
+    p.add_argument("--realtime", action="store_const", const=True,
+                   help="run the bench and its systems under SCHED_RR (a machine shared with other jobs; needs root)")
     p.add_argument("--out", dest="out_dir", type=Path, help="results folder (default bench-results)")
     p.add_argument("--report", dest="report_file", type=Path, metavar="RESULTS_JSON",
                    help="run nothing: recompute the metrics and tables of a saved results file with this code")

@@ -130,6 +130,11 @@ class BenchConfig:
     cpu_cores: str | None = None
     """Cores the engines' threads are bound to (VLLM_CPU_OMP_THREADS_BIND); None: every core this
     process may use."""
+    realtime: bool = False
+    """Run the bench and every system it starts under SCHED_RR (bench.runner.enter_realtime): on a
+    machine other jobs share, their processes then run only in the engines' idle time instead of
+    stalling the engines' OpenMP threads (a nice level does not prevent that). Needs root or
+    CAP_SYS_NICE; every system gets it alike."""
 
 
 PROFILES = {

@@ -259,8 +259,33 @@ def ensure_cost_profile(model_path: Path, engine: EngineSettings, log=print) -> 
     return cost_profile.describe(cached)
 
 
+REALTIME_PRIORITY = 10
+
+
+def enter_realtime() -> str:
+    """This process, and so every process it starts from now on (the policy is inherited), runs
+    under SCHED_RR. Raises ValueError with the reason when the OS refuses."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(REALTIME_PRIORITY))
+    except (PermissionError, OSError) as exc:
+        raise ValueError(f"--realtime needs root or CAP_SYS_NICE to set SCHED_RR: {exc}") from None
+    return f"SCHED_RR priority {REALTIME_PRIORITY}"
+
+
+def current_scheduling() -> str:
+    """The scheduling policy the systems inherit (recorded with the results)."""
+    policy = os.sched_getscheduler(0)
+    if policy in (os.SCHED_RR, os.SCHED_FIFO):
+        name = "SCHED_RR" if policy == os.SCHED_RR else "SCHED_FIFO"
+        return f"{name} priority {os.sched_getparam(0).sched_priority}"
+    return f"normal (nice {os.nice(0)})"
+
+
 def run_benchmark(cfg: BenchConfig, log=print) -> tuple[dict[str, Any], Path]:
     """Runs every system; returns the results and the path of the JSON written."""
+    if cfg.realtime:
+        log(f"==> running under {enter_realtime()} (every system inherits it)")
+    scheduling = current_scheduling()
     began, started_at = time.monotonic(), datetime.now(timezone.utc)
     stem = f"{cfg.profile}-{started_at.strftime('%Y%m%d-%H%M%S')}"
     model_path = resolve_model(cfg.model)
@@ -287,7 +312,8 @@ def run_benchmark(cfg: BenchConfig, log=print) -> tuple[dict[str, Any], Path]:
     results = {
         "schema_version": report.SCHEMA_VERSION, "profile": cfg.profile, "started_at": started_at.isoformat(),
         "finished_at": datetime.now(timezone.utc).isoformat(), "wall_s": round(time.monotonic() - began, 1),
-        "parameters": {**parameters(cfg, model_path, sizing, engine, workloads), "cost_profile": profile_text},
+        "parameters": {**parameters(cfg, model_path, sizing, engine, workloads), "cost_profile": profile_text,
+                       "scheduling": scheduling},
         "systems": systems,
     }
     summary.annotate(results)

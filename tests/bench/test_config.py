@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
 from bench.config import PROFILES, kv_bytes_per_token, profile, resolve_dtype, size_pool
+from stack.processes import REPO_ROOT
 
 SMOLLM2_135M = {"num_hidden_layers": 30, "num_key_value_heads": 3, "num_attention_heads": 9, "hidden_size": 576}
 
@@ -66,3 +70,19 @@ def test_every_profile_system_is_a_worker_policy_and_scheduler_or_stock_vllm():
             if system != STOCK_SYSTEM:
                 policy, scheduler, _options = split_system(system)
                 assert policy in policies and scheduler in schedulers, system
+
+
+def test_realtime_scheduling_is_entered_and_inherited_or_refused_clearly():
+    """--realtime: the bench process enters SCHED_RR and a child it starts inherits it; without the
+    privilege the bench stops with a clear reason (run in a child, so pytest keeps its policy)."""
+    code = ("import subprocess, sys\n"
+            "from bench.runner import current_scheduling, enter_realtime\n"
+            "try:\n    print(enter_realtime())\nexcept ValueError as exc:\n    print('refused:', exc); sys.exit(0)\n"
+            "print(subprocess.run([sys.executable, '-c', 'from bench.runner import current_scheduling; "
+            "print(current_scheduling())'], capture_output=True, text=True, check=True).stdout.strip())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}).stdout.splitlines()
+    if os.geteuid() == 0:
+        assert out == ["SCHED_RR priority 10", "SCHED_RR priority 10"]
+    else:
+        assert out[0].startswith("refused: --realtime needs root or CAP_SYS_NICE")
