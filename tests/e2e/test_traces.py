@@ -150,11 +150,23 @@ def test_engine_spans_carry_the_genai_and_policy_attributes(traced):
         assert attributes["augserve.duration_s"] == record["duration_s"]
         assert attributes["augserve.held_kv_byte_seconds"] == record["held_kv_byte_seconds"]
         assert attributes["augserve.context_tokens"] == record["context_tokens"]
-    # The policy may discard or swap here (its choice depends on the machine's cost
-    # model): a released call's KV moves and its recompute are children of its interception.
+    # Each interception's KV spans follow the strategy its record reports (the policy's choice
+    # depends on the machine's cost model): none for preserve; the release and the recompute for
+    # discard; for swap the release, the connector's copies when it reported them, the recompute.
     interceptions = {s.span_id: s for s in spans if s.name.startswith("interception ")}
-    for name in ("kv discard", "kv swap", "kv swap-out", "kv swap-in", "kv recompute"):
-        assert all(s.parent_id in interceptions for s in spans if s.name == name), name
+    kv_spans = [s for s in spans if s.name.startswith("kv ")]
+    assert all(s.parent_id in interceptions for s in kv_spans), [s.name for s in kv_spans]
+    for record in body["interceptions"]:
+        span_id = next(i for i, s in interceptions.items()
+                       if s.attributes["gen_ai.tool.call.id"] == record["call_id"])
+        children = sorted(s.name for s in kv_spans if s.parent_id == span_id)
+        if record["strategy"] == "preserve":
+            assert children == [], record
+        elif record["strategy"] == "discard":
+            assert children == ["kv discard", "kv recompute"], record
+        else:
+            assert children in (["kv recompute", "kv swap"],
+                                ["kv recompute", "kv swap", "kv swap-in", "kv swap-out"]), record
     for span in (s for s in spans if s.name == "kv recompute"):
         record = next(r for r in body["interceptions"]
                       if r["call_id"] == interceptions[span.parent_id].attributes["gen_ai.tool.call.id"])
