@@ -51,6 +51,7 @@ class StepStats:
     start_s: float
     duration_s: float
     batched_tokens: int
+    batched_requests: int
     running: int
     slots_held: int
     swapped_tokens: int
@@ -181,7 +182,7 @@ class Simulator:
                 if r.context > room or self.d.host_swap_tokens <= 0:
                     continue  # the host buffer cannot take it: stays preserved (as the controller)
                 room -= r.context
-                r.kv, r.swap_left = "out", r.context
+                r.kv, r.swap_left = "out", r.computed  # the KV there is (the last sampled token has none yet)
                 r.interceptions[-1].strategy = "swap"
             elif decision.strategy == "discard":
                 self._release(r)
@@ -190,23 +191,24 @@ class Simulator:
 
     # -- 3. queue order --------------------------------------------------------------------------------
     def _reorder(self) -> dict[str, int]:
-        snaps = []
-        for state, group in (("running", self.running), ("waiting", self.waiting)):
-            for r in group:
-                snaps.append(self._snapshot(r, state))
-        for r in self.paused:
-            if r.kv in ("device", "out"):
-                snaps.append(self._snapshot(r, "paused"))
+        predicted: dict[str | None, int] = {}  # per API kind: the same answer for everyone this step
+        snaps = [self._snapshot(r, "running", predicted) for r in self.running]
+        snaps += [self._snapshot(r, "waiting", predicted) for r in self.waiting]
+        snaps += [self._snapshot(r, "paused", predicted) for r in self.paused if r.kv in ("device", "out")]
         return ranks(self.order.order(snaps, self.now)) if snaps else {}
 
-    def _snapshot(self, r: ReqState, state: str) -> QueuedRequest:
-        seg = r.segment if r.seg < len(r.req.segments) else None
+    def _snapshot(self, r: ReqState, state: str, predicted: dict[str | None, int]) -> QueuedRequest:
+        seg = r.req.segments[r.seg] if r.seg < len(r.req.segments) else None
         api = seg.api if seg is not None else None
-        last = max((t for t in (r.last_ran_s, r.enqueued_s if state == "waiting" else None) if t is not None), default=None)
+        if api not in predicted:
+            predicted[api] = self.lengths.predict(api)
+        last = r.last_ran_s
+        if state == "waiting" and r.enqueued_s is not None and (last is None or r.enqueued_s > last):
+            last = r.enqueued_s
         return QueuedRequest(
             request_id=r.id, arrival_s=r.queue_arrival_s, state=state, context_tokens=r.context,
             generated_tokens=r.generated, program_id=r.req.program_id, attained_s=r.attained_s,
-            last_scheduled_s=last, calls_done=r.calls_done, predicted_output_tokens=self.lengths.predict(api),
+            last_scheduled_s=last, calls_done=r.calls_done, predicted_output_tokens=predicted[api],
             api_kind=api, predicted_call_s=seg.duration_s if api is not None else None)
 
     def _hand_over_slots(self, rank: dict[str, int]) -> None:
@@ -238,7 +240,9 @@ class Simulator:
         need = r.context - r.computed
         if self.d.chunked_prefill:
             return min(need, budget)
-        return need if need <= budget else 0
+        # Whole prefills; one longer than the budget runs alone (vLLM v0 sizes the budget to the
+        # longest context, so there it never is).
+        return need if need <= budget or budget == self.d.max_num_batched_tokens else 0
 
     def _continue_running(self, rank: dict[str, int], budget: int, batch: dict[str, int]) -> dict[str, int]:
         for r in sorted(self.running, key=lambda r: rank[r.id]):
@@ -355,8 +359,8 @@ class Simulator:
             moved += take
             if r.swap_left == 0:
                 if r.kv == "out":
-                    r.swapped_tokens = r.context
-                    self.host_tokens += r.context
+                    r.swapped_tokens = r.computed
+                    self.host_tokens += r.computed
                     self._seal(r)
                     self.pool.free(r.blocks)
                     r.blocks, r.computed, r.kv = [], 0, "host"
@@ -385,7 +389,7 @@ class Simulator:
             if r.computed >= r.context:
                 self._sample(r)
         if self.cfg.record_steps:
-            self.steps.append(StepStats(start, dt, tokens, len(self.running), self._slots_held(), moved, budget,
+            self.steps.append(StepStats(start, dt, tokens, len(batch), len(self.running), self._slots_held(), moved, budget,
                                         self.pool.num_free, self.host_tokens))
         self.order.observe({rid: dt * n / tokens for rid, n in batch.items()} if tokens else {}, self.now)
         if self.on_step is not None:
@@ -425,6 +429,8 @@ class Simulator:
         if not times:
             if self.waiting:  # nothing can ever admit it: the pool is too small for its context
                 raise RuntimeError(f"request {self.waiting[0].id} can never be admitted "
-                                   f"({self.waiting[0].context} tokens, {self.pool.num_blocks} blocks)")
+                                   f"({self.waiting[0].context} tokens, {self.pool.num_blocks} blocks): waiting "
+                                   f"{[(r.kv, r.context - r.computed, len(r.blocks)) for r in self.waiting][:8]}, free blocks "
+                                   f"{self.pool.num_free}, slots {self._slots_held()}, paused {len(self.paused)}")
             return
         self.now = max(self.now, min(times))
