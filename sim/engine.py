@@ -205,11 +205,16 @@ class Simulator:
         last = r.last_ran_s
         if state == "waiting" and r.enqueued_s is not None and (last is None or r.enqueued_s > last):
             last = r.enqueued_s
-        return QueuedRequest(
+        key = (state, r.context, r.generated, r.attained_s, last, r.calls_done, predicted[api], r.queue_arrival_s)
+        if r.snapshot_key == key:  # waiting and paused requests stay put for many iterations
+            return r.snapshot
+        r.snapshot_key = key
+        r.snapshot = QueuedRequest(
             request_id=r.id, arrival_s=r.queue_arrival_s, state=state, context_tokens=r.context,
             generated_tokens=r.generated, program_id=r.req.program_id, attained_s=r.attained_s,
             last_scheduled_s=last, calls_done=r.calls_done, predicted_output_tokens=predicted[api],
             api_kind=api, predicted_call_s=seg.duration_s if api is not None else None)
+        return r.snapshot
 
     def _hand_over_slots(self, rank: dict[str, int]) -> None:
         ready = [(r.id, rank[r.id]) for r in self.waiting if r.kv != "in"]

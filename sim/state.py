@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from engine_worker.policies.handling import Handling
+from engine_worker.policies.queue_order import QueuedRequest
 from sim.workload import SimRequest, SimSegment
 
 KvPlace = Literal["none", "device", "out", "host", "in", "gone"]
@@ -59,6 +60,9 @@ class ReqState:
     preempt_recomputed: int = 0
     interceptions: list[Interception] = field(default_factory=list)
     order_key: int = field(default_factory=lambda: next(_order))
+    snapshot_key: tuple | None = None
+    snapshot: QueuedRequest | None = None
+    """The last queue-order snapshot and what it was built from (rebuilt only when that changes)."""
 
     def __post_init__(self) -> None:
         self.context = self.req.prompt_tokens
