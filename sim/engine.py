@@ -28,6 +28,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from engine_worker.intercept_controller import HIGH_KV_USAGE
 from engine_worker.policies.duration import DurationMode, expected_duration
@@ -70,6 +71,12 @@ class SimConfig:
     horizon_s: float | None = None
     """Stop the clock here (window + drain); None: run until every request is done."""
     record_steps: bool = False
+    swap_budget_basis: Literal["running-context", "step-tokens"] = "running-context"
+    """The swap budget the handling policy is told, T_fwd(x) / T_swap per token: x = the running
+    requests' context tokens, as the worker's InterceptController computes it, or x = the tokens
+    batched in the last iteration, InferCept's definition (T_swap(N) = T_fwd(batch)). The
+    mechanism here always moves at most the latter per iteration; the former overstates it by
+    contexts / batch (~50x at GPU scale), so the policy decides more swaps than can be hidden."""
 
 
 class Simulator:
@@ -100,6 +107,7 @@ class Simulator:
         self.steps: list[StepStats] = []
         self.on_step = on_step
         self.preemptions = 0
+        self._last_batched = 0
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self) -> list[ReqState]:
@@ -160,7 +168,8 @@ class Simulator:
             return
         running_ctx = sum(r.context for r in self.running)
         room = max(0, self.d.host_swap_tokens - self.host_tokens - sum(r.swap_left for r in self.paused if r.kv == "out"))
-        step_budget = self.cm.swap_budget_tokens(running_ctx)
+        basis = running_ctx if self.cfg.swap_budget_basis == "running-context" else self._last_batched
+        step_budget = self.cm.swap_budget_tokens(basis)
         batch = BatchState(running_context_tokens=running_ctx, swap_budget_tokens=min(room, step_budget),
                            free_blocks=self.pool.num_free, reserve_blocks=min(self.d.max_num_seqs, self.pool.num_blocks // 2),
                            block_size=self.d.block_size, waiting_requests=len(self.waiting),
@@ -379,6 +388,7 @@ class Simulator:
     # -- 5. the step -----------------------------------------------------------------------------------
     def _finish_step(self, batch: dict[str, int], moved: int, budget: int) -> None:
         tokens = sum(batch.values())
+        self._last_batched = tokens
         dt = (self.cm.fwd_s(tokens) + self.d.step_overhead_s + self.d.seq_overhead_s * len(batch) if tokens
               else self.cm.swap_s(moved))
         start = self.now

@@ -41,11 +41,13 @@ def check_step(sim: Simulator) -> None:
 
 
 @settings(max_examples=40)
-@given(requests, st.sampled_from(sorted(POLICIES)), st.sampled_from(sorted(SCHEDULERS)), st.booleans())
-def test_no_request_lost_and_every_block_freed_once(raw, policy, scheduler, chunked):
+@given(requests, st.sampled_from(sorted(POLICIES)), st.sampled_from(sorted(SCHEDULERS)), st.booleans(),
+       st.sampled_from(["running-context", "step-tokens"]))
+def test_no_request_lost_and_every_block_freed_once(raw, policy, scheduler, chunked, basis):
     reqs = build(raw)
     deployment = replace(DEPLOYMENT, chunked_prefill=chunked, max_num_batched_tokens=96 if chunked else 200)
-    sim = Simulator(deployment, reqs, SimConfig(policy=policy, scheduler=scheduler, record_steps=True),
+    sim = Simulator(deployment, reqs, SimConfig(policy=policy, scheduler=scheduler, record_steps=True,
+                                                      swap_budget_basis=basis),
                     on_step=check_step)
     states = sim.run()
     assert all(s.phase == "done" and s.generated == s.req.generate_tokens for s in states)
@@ -53,3 +55,16 @@ def test_no_request_lost_and_every_block_freed_once(raw, policy, scheduler, chun
     assert sim.pool.num_free == sim.pool.num_blocks and sim.pool.allocations == sim.pool.frees
     assert sim.host_tokens == 0
     assert not (sim.waiting or sim.running or sim.paused)
+
+
+def test_each_strategy_happens_where_the_policy_says():
+    """A sanity check that the property test's runs do exercise the three strategies."""
+    reqs = [SimRequest(f"r{i}", 0.1 * i, 200, (SimSegment(20, "a", 3.0, 10), SimSegment(20))) for i in range(10)]
+    seen = {}
+    for policy in ("preserve", "vllm", "swap"):
+        sim = Simulator(replace(DEPLOYMENT, host_swap_tokens=10_000), reqs, SimConfig(policy=policy))
+        states = sim.run()
+        seen[policy] = {i.strategy for s in states for i in s.interceptions}
+        recomputed = sum(i.recomputed_tokens for s in states for i in s.interceptions)
+        assert (recomputed > 0) == (policy == "vllm")
+    assert seen == {"preserve": {"preserve"}, "vllm": {"discard"}, "swap": {"swap"}}
