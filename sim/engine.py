@@ -148,6 +148,8 @@ class Simulator:
         while self._returns and self._returns[0][0] <= self.now + 1e-12:
             _, _, r = heapq.heappop(self._returns)
             self.paused.remove(r)
+            if r.kv == "out":  # back before its copy-out finished: it needs the KV now, keep it
+                r.kv, r.swap_left = "device", 0
             seg = r.segment
             r.context += seg.return_tokens
             r.seg += 1
@@ -310,6 +312,8 @@ class Simulator:
 
     def _prefix_hit(self, r: ReqState) -> None:
         """A request with no KV on device starts from the cached full blocks of its context."""
+        if r.blocks:
+            raise AssertionError(f"{r.id} would leak {len(r.blocks)} blocks (kv {r.kv})")
         hit = self.pool.cached_prefix(r.id, r.context - 1) if self.d.prefix_caching else 0
         r.blocks = self.pool.take_cached(r.id, hit)
         r.computed = hit * self.d.block_size
@@ -330,10 +334,18 @@ class Simulator:
         return True
 
     def _grow(self, r: ReqState, tokens: int, rank: dict[str, int]) -> bool:
-        """Blocks for a running request, preempting the lowest-ranked running ones if needed."""
+        """Blocks for a running request. When the pool is full the lowest-ranked holder gives its
+        blocks up (recompute): a running request, or a resumed one still waiting with its KV
+        preserved (else the head of the queue could thrash against blocks parked behind it)."""
         while not self._allocate_to(r, tokens):
-            victim = max(self.running, key=lambda x: rank[x.id])
-            self._preempt(victim)
+            holders = [x for x in self.waiting if x.kv == "device" and x.blocks]
+            victim = max([*self.running, *holders], key=lambda x: rank[x.id])
+            if victim in self.running:
+                self._preempt(victim)
+            else:
+                self.preemptions += 1
+                self._release(victim)
+                victim.kv = "gone"
             if victim is r:
                 return False
         return True
