@@ -287,7 +287,7 @@ class Simulator:
             if r.kv != "device":
                 self._prefix_hit(r)
             chunk = self._chunk(r, budget)
-            if chunk <= 0 or not self._allocate_to(r, r.computed + chunk):
+            if chunk <= 0 or not self._allocate_making_room(r, r.computed + chunk, rank):
                 break
             self.waiting.remove(r)
             self.running.append(r)
@@ -295,6 +295,19 @@ class Simulator:
             batch[r.id] = chunk
             budget -= chunk
         return batch
+
+    def _allocate_making_room(self, r: ReqState, tokens: int, rank: dict[str, int]) -> bool:
+        """Admission: resumed requests parked in the queue with their KV give it up (recompute),
+        lowest-ranked first, to a better-ranked request that cannot otherwise get blocks."""
+        while not self._allocate_to(r, tokens):
+            holders = [x for x in self.waiting if x is not r and x.kv == "device" and x.blocks and rank[x.id] > rank[r.id]]
+            if not holders:
+                return False
+            victim = max(holders, key=lambda x: rank[x.id])
+            self.preemptions += 1
+            self._release(victim)
+            victim.kv = "gone"
+        return True
 
     def _free_a_waiting_holder(self, rank: dict[str, int]) -> bool:
         """Nothing runs and admission is stuck: a waiting request that holds blocks (resumed with

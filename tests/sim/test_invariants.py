@@ -62,7 +62,7 @@ def test_each_strategy_happens_where_the_policy_says():
     reqs = [SimRequest(f"r{i}", 0.1 * i, 200, (SimSegment(20, "a", 3.0, 10), SimSegment(20))) for i in range(10)]
     seen = {}
     for policy in ("preserve", "vllm", "swap"):
-        sim = Simulator(replace(DEPLOYMENT, host_swap_tokens=10_000), reqs, SimConfig(policy=policy))
+        sim = Simulator(replace(DEPLOYMENT, kv_pool_tokens=16_000, host_swap_tokens=10_000), reqs, SimConfig(policy=policy))
         states = sim.run()
         seen[policy] = {i.strategy for s in states for i in s.interceptions}
         recomputed = sum(i.recomputed_tokens for s in states for i in s.interceptions)
