@@ -44,11 +44,9 @@ def record(r: ReqState) -> dict[str, Any]:
 
 def config_for(system: str, **options: Any) -> SimConfig:
     """A bench system name (`POLICY[+SCHEDULER][:key=value...]`, bench.systems) as a SimConfig;
-    `stock-vllm` is the `vllm` policy: the client-side loop's discard and re-queue at the back
+    `stock-vllm` is the `vllm` policy without a TTFT budget: the client-side loop's discard and re-queue at the back
     (its HTTP overheads are not modelled)."""
-    policy, scheduler, scheduler_options = split_system("vllm" if system == "stock-vllm" else system)
-    if scheduler == "fcfs" and policy in ("vllm",) and "ttft_budget_s" not in scheduler_options:
-        pass
+    policy, scheduler, scheduler_options = split_system("vllm:ttft_budget_s=null" if system == "stock-vllm" else system)
     return SimConfig(policy=policy, scheduler=scheduler, scheduler_options=scheduler_options, **options)
 
 
