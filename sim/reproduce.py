@@ -74,7 +74,7 @@ SWAP_BUDGET_BASIS = "step-tokens"
 """The papers' swap budget (engine.SimConfig.swap_budget_basis): what one iteration hides."""
 
 
-def _sweep(d: Deployment, system: str, rates: tuple[float, ...], scale: Scale) -> list[SweepPoint]:
+def paper_sweep(d: Deployment, system: str, rates: tuple[float, ...], scale: Scale) -> list[SweepPoint]:
     return sweep(d, system, rates, lambda rate, seed: _trace_workload(rate, seed, scale.window_s),
                  window_s=scale.window_s, drain_s=scale.drain_s, seeds=scale.seeds, swap_budget_basis=SWAP_BUDGET_BASIS)
 
@@ -88,8 +88,8 @@ loaded 0.017 s/token of GPT-J-6B here (the paper compares at equal latency on it
 def infercept_headline(scale: Scale = Scale(), rates: tuple[float, ...] = INFERCEPT_RATES,
                        slo_s: float = INFERCEPT_SLO_S) -> tuple[Row, dict[str, list[SweepPoint]]]:
     d = PRESETS["a100-gptj-6b"]
-    curves = {"vllm": _sweep(vllm_v0(d), "vllm:ttft_budget_s=null", rates, scale),
-              "infercept": _sweep(infercept_engine(d), "infercept:ttft_budget_s=null", rates, scale)}
+    curves = {"vllm": paper_sweep(vllm_v0(d), "vllm:ttft_budget_s=null", rates, scale),
+              "infercept": paper_sweep(infercept_engine(d), "infercept:ttft_budget_s=null", rates, scale)}
     base, ours = (sustainable(curves[k], slo_s) for k in ("vllm", "infercept"))
     ratio = ours.rate / base.rate if ours.rate and base.rate else float("nan")
     return Row("InferCept", f"sustainable rate vs vLLM at {slo_s} s/token, GPT-J-6B A100", "1.6x",
@@ -117,7 +117,7 @@ def infercept_ablation(scale: Scale = Scale(), rate: float = 2.0) -> tuple[Row, 
         engine = vllm_v0(d) if name in ("vllm", "improved discard") else infercept_engine(d)
         if not swap:
             engine = replace(engine, host_swap_tokens=0)
-        nl = _sweep(engine, system, (rate,), scale)[0].normalized_latency_s or float("inf")
+        nl = paper_sweep(engine, system, (rate,), scale)[0].normalized_latency_s or float("inf")
         steps.append((name, nl))
     ordered = all(a[1] > b[1] for a, b in zip(steps, steps[1:]))
     gains = ", ".join(f"{b[0]} {1 - b[1] / a[1]:.0%}" for a, b in zip(steps, steps[1:]))
@@ -131,8 +131,8 @@ LAMPS_RATES = (6.0, 8.0)
 
 def lamps(scale: Scale = Scale(), rates: tuple[float, ...] = LAMPS_RATES) -> tuple[Row, list[tuple[float, float]]]:
     d = infercept_engine(PRESETS["a100-gptj-6b"])
-    base = _sweep(d, "infercept:ttft_budget_s=null", rates, scale)
-    ours = _sweep(d, "infercept+lamps", rates, scale)
+    base = paper_sweep(d, "infercept:ttft_budget_s=null", rates, scale)
+    ours = paper_sweep(d, "infercept+lamps", rates, scale)
     cuts = [(b.rate, 1 - o.e2e_s / b.e2e_s) for b, o in zip(base, ours) if b.e2e_s and o.e2e_s]
     best = max(c for _, c in cuts)
     return Row("LAMPS", "e2e latency vs InferCept, GPT-J-6B A100", "27%-85% lower",

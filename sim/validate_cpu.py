@@ -33,6 +33,7 @@ DATA = Path(__file__).resolve().parent / "data"
 CPU_PROFILE = DATA / "cpu-smollm2-135m-float32.json"
 """The worker's measured profile on this machine (a copy of its cache file, so tests need no cache)."""
 BENCH_FULL2 = DATA / "bench-full2.json"
+BENCH_FULL3 = DATA / "bench-full3.json"
 STATS_LINE = re.compile(r"prompt throughput: ([\d.]+) tokens/s, Avg generation throughput: ([\d.]+) tokens/s, "
                         r"Running: (\d+) reqs")
 LEGACY_NAMES = {"vllm": "vllm:ttft_budget_s=null", "infercept": "infercept:ttft_budget_s=null"}

@@ -2,17 +2,20 @@
 What does not reproduce is asserted as it stands and said so (sim/README.md's table)."""
 
 from sim import reproduce as R
+from sim.hardware import PRESETS
 
 
 def test_infercept_sustains_at_least_its_published_gain_over_vllm():
-    """InferCept 1.6x (+-20%): ours reaches the lower bound; the sweep stops at 8 req/s, where
-    InferCept still holds the SLO (a lower bound on its rate), so the upper bound is NOT shown:
-    on the longer sweep of sim/README.md ours is well above 1.92x."""
-    row, curves = R.infercept_headline(R.QUICK, rates=(4.0, 6.0, 8.0))
-    base = R.sustainable(curves["vllm"], R.INFERCEPT_SLO_S)
-    ours = R.sustainable(curves["infercept"], R.INFERCEPT_SLO_S)
+    """InferCept 1.6x (+-20%): vLLM's SLO crossing lies between 4 and 6 req/s, InferCept still
+    holds the SLO at 8 req/s, so the ratio is at least 8 / vLLM's rate: the lower bound holds.
+    The upper bound does NOT: on the longer sweep of sim/README.md ours is ~2.9x (not run here,
+    to keep the test short)."""
+    d = PRESETS["a100-gptj-6b"]
+    base = R.sustainable(R.paper_sweep(R.vllm_v0(d), "vllm:ttft_budget_s=null", (4.0, 6.0), R.QUICK), R.INFERCEPT_SLO_S)
+    ours = R.paper_sweep(R.infercept_engine(d), "infercept:ttft_budget_s=null", (8.0,), R.QUICK)[0]
     assert base.bound == "interpolated" and 4.0 < base.rate < 6.0
-    assert ours.rate / base.rate >= 1.6 * 0.8
+    assert ours.rate_point().kept_up and ours.normalized_latency_s <= R.INFERCEPT_SLO_S
+    assert 8.0 / base.rate >= 1.6 * 0.8
 
 
 def test_the_ablation_steps_lower_latency_in_infercept_order():
@@ -28,7 +31,7 @@ def test_the_ablation_steps_lower_latency_in_infercept_order():
 def test_lamps_against_infercept():
     """LAMPS: 27%-85% lower e2e in the paper. Here its ranking only reorders a waiting queue, and on
     the A100 GPT-J deployment InferCept keeps none below saturation: e2e within 2% (not reproduced)."""
-    _, cuts = R.lamps(R.QUICK, rates=(8.0,))
+    _, cuts = R.lamps(R.QUICK, rates=(6.0,))
     assert all(abs(c) < 0.02 for _, c in cuts)
 
 
