@@ -1,0 +1,176 @@
+"""Validation (b): the papers' headline results, on their hardware constants, beside ours.
+
+Each reproduction runs the worker's policy objects on the paper's setting and returns rows of
+(claim, the paper's number, ours, whether ours is within the stated tolerance):
+- InferCept (arXiv 2402.01869), GPT-J-6B on an A100: sustainable request rate of `infercept`
+  over vLLM at equal normalized latency, 1.6x (+-20%). vLLM as the paper ran it (v0): a resumed
+  request is discarded and re-queued at the back (`vllm`), whole prefills in iterations of their
+  own, no prefix cache. InferCept on the same engine with chunked prefill at S = 384 tokens per
+  iteration. Workload: the InferCept trace at its real token counts and call durations (context
+  cap 2048), Poisson arrivals.
+- InferCept's ablation (Vicuna-13B, 2 req/s): the order vLLM > improved discard > min-waste
+  discard/preserve > + swap in normalized latency (each step better).
+- LAMPS (arXiv 2410.18248), GPT-J-6B: end-to-end latency of `infercept+lamps` against
+  `infercept` (FCFS), the paper: 27%-85% lower.
+- FastServe (arXiv 2305.05920): mean job completion time of its skip-join MLFQ against FCFS
+  (Orca-style iteration scheduling), 5.1x in the paper, on heavy-tailed output lengths without
+  calls (bench.workload.heavy_tailed_outputs, FastServe's setting).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, replace
+
+from bench.workload import ConversionConfig
+from sim.hardware import PRESETS, Deployment
+from sim.run import simulate
+from sim.sweep import SweepPoint, sustainable, sweep
+from sim.workload import from_trace
+
+PAPER_TRACE = ConversionConfig(time_scale=1.0, token_scale=1.0, context_cap=2048)
+
+
+@dataclass(frozen=True)
+class Row:
+    paper: str
+    claim: str
+    theirs: str
+    ours: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How much to simulate: the CLI's defaults, or the tests' shorter runs."""
+    window_s: float = 300.0
+    drain_s: float = 400.0
+    seeds: tuple[int, ...] = (0, 1)
+
+
+QUICK = Scale(window_s=120.0, drain_s=400.0, seeds=(0,))
+"""The drain outlasts the trace's longest requests (p95 of a request's total call time 224 s,
+max 344 s): a rate is not "fallen behind" for calls still running."""
+
+
+def vllm_v0(d: Deployment) -> Deployment:
+    """The engine InferCept compared against: vLLM 0.2 (no chunked prefill, no prefix cache)."""
+    return replace(d, name=f"{d.name}/vllm-v0", chunked_prefill=False, prefix_caching=False,
+                   max_num_batched_tokens=max(2048, PAPER_TRACE.context_cap))
+
+
+def infercept_engine(d: Deployment) -> Deployment:
+    """InferCept's engine: vLLM 0.2 plus chunked prefill/recompute at S tokens per iteration."""
+    return replace(d, name=f"{d.name}/infercept", prefix_caching=False,
+                   max_num_batched_tokens=d.cost_model.saturation_tokens)
+
+
+def _trace_workload(rate: float, seed: int, window_s: float):
+    return from_trace(rate, window_s, seed, PAPER_TRACE, real_call_s="trace")
+
+
+SWAP_BUDGET_BASIS = "step-tokens"
+"""The papers' swap budget (engine.SimConfig.swap_budget_basis): what one iteration hides."""
+
+
+def paper_sweep(d: Deployment, system: str, rates: tuple[float, ...], scale: Scale) -> list[SweepPoint]:
+    return sweep(d, system, rates, lambda rate, seed: _trace_workload(rate, seed, scale.window_s),
+                 window_s=scale.window_s, drain_s=scale.drain_s, seeds=scale.seeds, swap_budget_basis=SWAP_BUDGET_BASIS)
+
+
+INFERCEPT_RATES = (2.0, 4.0, 6.0, 8.0)
+INFERCEPT_SLO_S = 0.05
+"""Normalized latency (s/token) at which the sustainable rates are compared: ~3x the lightly
+loaded 0.017 s/token of GPT-J-6B here (the paper compares at equal latency on its curves)."""
+
+
+def infercept_headline(scale: Scale = Scale(), rates: tuple[float, ...] = INFERCEPT_RATES,
+                       slo_s: float = INFERCEPT_SLO_S) -> tuple[Row, dict[str, list[SweepPoint]]]:
+    d = PRESETS["a100-gptj-6b"]
+    curves = {"vllm": paper_sweep(vllm_v0(d), "vllm:ttft_budget_s=null", rates, scale),
+              "infercept": paper_sweep(infercept_engine(d), "infercept:ttft_budget_s=null", rates, scale)}
+    base, ours = (sustainable(curves[k], slo_s) for k in ("vllm", "infercept"))
+    ratio = ours.rate / base.rate if ours.rate and base.rate else float("nan")
+    return Row("InferCept", f"sustainable rate vs vLLM at {slo_s} s/token, GPT-J-6B A100", "1.6x",
+               f"{ratio:.2f}x", 1.6 * 0.8 <= ratio <= 1.6 * 1.2,
+               f"vLLM {_rate(base.rate)} req/s ({base.bound}), InferCept {_rate(ours.rate)} req/s ({ours.bound})"), curves
+
+
+def _rate(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.2f}"
+
+
+ABLATION = (("vllm", "vllm:ttft_budget_s=null", True), ("improved discard", "improved-discard:ttft_budget_s=null", True),
+            ("+ min-waste discard/preserve", "infercept:ttft_budget_s=null", False),
+            ("+ swap", "infercept:ttft_budget_s=null", True))
+"""(step, system, swap allowed). InferCept's own steps: improved discard 24.5%, + min-waste
+discard 7.8%, + min-waste swap 12.7%, + preserve 46.1%; our policies join discard and preserve in
+one rule, so the middle two of theirs are one step here and swap comes last."""
+
+
+def infercept_ablation(scale: Scale = Scale(), rate: float = 2.0) -> tuple[Row, list[tuple[str, float]]]:
+    d = PRESETS["a100-vicuna-13b"]
+    steps = []
+    for name, system, swap in ABLATION:
+        # Improved discard changes only the queue order: on vLLM's engine, as in the paper's ablation.
+        engine = vllm_v0(d) if name in ("vllm", "improved discard") else infercept_engine(d)
+        if not swap:
+            engine = replace(engine, host_swap_tokens=0)
+        nl = paper_sweep(engine, system, (rate,), scale)[0].normalized_latency_s or float("inf")
+        steps.append((name, nl))
+    ordered = all(a[1] > b[1] for a, b in zip(steps, steps[1:]))
+    gains = ", ".join(f"{b[0]} {1 - b[1] / a[1]:.0%}" for a, b in zip(steps, steps[1:]))
+    return Row("InferCept ablation", f"each step lowers normalized latency, Vicuna-13B {rate:g} req/s",
+               "24.5% / 7.8% / 12.7% / 46.1%", gains, ordered,
+               "; ".join(f"{n} {v:.3f} s/token" for n, v in steps)), steps
+
+
+LAMPS_RATES = (6.0, 8.0)
+
+
+def lamps(scale: Scale = Scale(), rates: tuple[float, ...] = LAMPS_RATES) -> tuple[Row, list[tuple[float, float]]]:
+    d = infercept_engine(PRESETS["a100-gptj-6b"])
+    base = paper_sweep(d, "infercept:ttft_budget_s=null", rates, scale)
+    ours = paper_sweep(d, "infercept+lamps", rates, scale)
+    cuts = [(b.rate, 1 - o.e2e_s / b.e2e_s) for b, o in zip(base, ours) if b.e2e_s and o.e2e_s]
+    best = max(c for _, c in cuts)
+    return Row("LAMPS", "e2e latency vs InferCept, GPT-J-6B A100", "27%-85% lower",
+               ", ".join(f"{c:.0%} at {r:g} req/s" for r, c in cuts), best >= 0.27 * 0.8,
+               "ok when the largest cut reaches the paper's lower end (27%, -20%)"), cuts
+
+
+FASTSERVE_SLOTS = 4
+"""Running slots: FastServe's gain is head-of-line blocking, which needs a bounded batch."""
+FASTSERVE_RATES = (3.0, 4.0, 5.0)
+PARETO = {"alpha": 1.2, "min_tokens": 8}
+FASTSERVE_CONTEXT_CAP = 2048
+
+
+FASTSERVE_SYSTEMS = {"MLFQ": "infercept+fastserve", "MLFQ admission only": "infercept+fastserve:preempt=false"}
+
+
+def fastserve(scale: Scale = Scale(), rates: tuple[float, ...] = FASTSERVE_RATES) -> tuple[Row, list[tuple[float, str, float]]]:
+    d = replace(PRESETS["a100-gptj-6b"], max_num_seqs=FASTSERVE_SLOTS, prefix_caching=False)
+    conv = ConversionConfig(time_scale=1.0, token_scale=1.0, context_cap=FASTSERVE_CONTEXT_CAP)
+
+    def jct(system: str, rate: float) -> float:
+        return statistics.mean(
+            simulate(d, from_trace(rate, scale.window_s, seed, conv, pareto=PARETO), system, window_s=scale.window_s,
+                     drain_s=scale.drain_s, swap_budget_basis=SWAP_BUDGET_BASIS).metrics["e2e_latency_s"]["mean"]
+            for seed in scale.seeds)
+
+    gains = []
+    for rate in rates:
+        fcfs = jct("infercept:ttft_budget_s=null", rate)
+        gains += [(rate, label, fcfs / jct(system, rate)) for label, system in FASTSERVE_SYSTEMS.items()]
+    best = max(g for *_, g in gains)
+    return Row("FastServe", f"mean JCT vs FCFS, Pareto outputs, no calls, {FASTSERVE_SLOTS} slots", "5.1x (vs Orca)",
+               ", ".join(f"{label} {g:.2f}x at {r:g} req/s" for r, label, g in gains), best > 1.0,
+               "ok when MLFQ beats FCFS at some rate; the 5.1x itself is not reproduced (sim/README.md)"), gains
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| paper | claim | paper's number | ours | within tolerance | detail |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r.paper} | {r.claim} | {r.theirs} | {r.ours} | {'yes' if r.ok else 'NO'} | {r.detail} |" for r in rows]
+    return "\n".join(lines)
