@@ -152,14 +152,17 @@ class FaultInjector:
             await asyncio.sleep(0.2)
         return False
 
-    async def run(self, plan: Sequence[PlannedFault]) -> list[FaultRecord]:
-        """Carries out the plan in order; returns (and keeps in self.records) what happened."""
+    async def run(self, plan: Sequence[PlannedFault], latest_s: float) -> list[FaultRecord]:
+        """Carries out the plan in order, no kill after `latest_s` (the load is over by then);
+        returns (and keeps in self.records) what happened."""
         for fault in plan:
             await asyncio.sleep(max(0.0, fault.at_s - self.clock()))
             record = FaultRecord(fault.service, fault.at_s)
             self.records.append(record)
-            if not await self._until(self.all_ready, SETTLED_TIMEOUT_S):
-                record.skipped = "the stack had not recovered from the previous fault"
+            settled = await self._until(lambda: self.clock() >= latest_s or self.all_ready(), SETTLED_TIMEOUT_S)
+            if not settled or self.clock() >= latest_s:
+                record.skipped = ("the stack had not recovered from the previous fault" if not settled
+                                  else "the load was over")
                 self.log(f"  fault {fault.service} at {fault.at_s:.0f}s skipped: {record.skipped}")
                 continue
             await self._kill(record)
@@ -173,7 +176,8 @@ class FaultInjector:
         os.killpg(old.pid, signal.SIGKILL)
         record.killed_s = round(self.clock(), 3)
         killed_wall = time.time()
-        self.log(f"  fault: SIGKILL {record.service} (pid {old.pid}) at {record.killed_s:.1f}s; held {record.in_flight}")
+        self.log(f"  fault: SIGKILL {record.service} (pid {old.pid}) at {record.killed_s:.1f}s; "
+                 f"the engine workers held {record.in_flight}")
         restarted = await self._until(lambda: service.process is not old and self.ready(record.service, killed_wall),
                                       READY_TIMEOUT_S)
         if restarted:

@@ -207,7 +207,7 @@ async def _drive(cfg: SoakConfig, stack: Stack, prompts: PromptBuilder, plan: li
                     progress.failed += 1
                 progress.update(clock())
 
-        faults = asyncio.create_task(injector.run(plan))
+        faults = asyncio.create_task(injector.run(plan, latest_s=cfg.duration_s))
         await asyncio.gather(*(client(i) for i in range(cfg.clients)))
         end_s = clock()
         progress.update(end_s, force=True)
@@ -254,9 +254,9 @@ def run_soak(cfg: SoakConfig, log=print) -> tuple[dict[str, Any], Path]:
         startup_s = time.monotonic() - began
         _warm(stack, prompts)
         before = _memory(stack)
-        supervisor = Supervisor(stack.services, stack_cfg.state_dir / "logs", progress=lambda m: log(f"[supervisor]{m}"),
-                                first_s=cfg.restart_after_s, cap_s=max(30.0, cfg.restart_after_s),
-                                healthy_after_s=10.0)
+        supervisor = Supervisor(stack.services, stack_cfg.state_dir / "logs",
+                                progress=lambda m: log(f"[supervisor]{m}"), first_s=cfg.restart_after_s,
+                                cap_s=max(30.0, cfg.restart_after_s), healthy_after_s=10.0)
         watch = _Watch(supervisor)
         watch.start()
         load_before = os.getloadavg()[0]
@@ -272,7 +272,8 @@ def run_soak(cfg: SoakConfig, log=print) -> tuple[dict[str, Any], Path]:
     for f in faults:
         if f.killed_s is not None:
             injected[f.service] += 1
-    memory = {name: {"before_mb": round(before.get(name, 0) / 2**20, 1), "after_mb": round(after.get(name, 0) / 2**20, 1),
+    mb = lambda n: round(n / 2**20, 1)  # noqa: E731
+    memory = {name: {"before_mb": mb(before.get(name, 0)), "after_mb": mb(after.get(name, 0)),
                      "restarts": pids.get(name, 1) - 1, "unexpected_restarts": pids.get(name, 1) - 1 - injected[name]}
               for name in before}
     results = {

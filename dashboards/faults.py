@@ -46,7 +46,8 @@ def build() -> Dashboard:
     ))
     return Dashboard(
         uid="augserve-faults", title="augserve / Faults",
-        description="Failovers, reclaimed calls, Redis reconnects and suppressed duplicates: the faults the stack survived.",
+        description="Failovers, reclaimed calls, Redis reconnects and suppressed duplicates: the faults the stack "
+                    "survived.",
         rows=(takeover, redis),
         variables=(POLICY_VARIABLE, WORKER_VARIABLE),
     )
