@@ -30,7 +30,7 @@ from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.json import dumps
 
-from api_executor import reclaim
+from api_executor import metrics, reclaim
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,13 @@ class RestoreAfterReconnect(bootsteps.StartStopStep):
 
     requires = ("celery.worker.consumer.connection:Connection",)
 
+    connects = 0
+    """Consumer starts in this process so far: every one after the first is a reconnect."""
+
     def start(self, c: Any) -> None:
+        if RestoreAfterReconnect.connects:
+            metrics.count_broker_reconnect()
+        RestoreAfterReconnect.connects += 1
         tags = take_unrestored()
         if not tags:
             return

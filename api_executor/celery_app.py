@@ -70,6 +70,7 @@ app.steps["consumer"].add(ReclaimFromDeadExecutors)
 
 @signals.worker_init.connect
 def _serve_metrics(**_: Any) -> None:
+    metrics.count_faults()  # in the main process: the pool processes forked later inherit it
     if settings.executor_metrics_port:
         metrics.serve(settings.executor_metrics_port)
 

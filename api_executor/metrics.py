@@ -41,6 +41,9 @@ _prepare_multiprocess_dir()
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server  # noqa: E402
 from prometheus_client import multiprocess  # noqa: E402
 
+from common import redis_retry  # noqa: E402
+from common.schemas import API_KINDS  # noqa: E402
+
 CALLS = Counter(
     "augserve_executor_calls_total", "API calls whose result was delivered, by outcome (ok, error, timeout)",
     ["api", "outcome"])
@@ -51,6 +54,13 @@ RETRIES = Counter("augserve_executor_retries_total", "Retries of calls after a t
 RECLAIMED = Counter(
     "augserve_executor_reclaimed_messages_total",
     "Broker messages of a dead executor put back on the queue by this one (api_executor.reclaim)")
+REDIS_RECONNECTS = Counter(
+    "augserve_executor_redis_reconnects_total", "Redis operations of calls (result delivery, the delivered-once "
+    "check) that lost the connection and retried with backoff: recovered once Redis answered again, or gave_up",
+    ["outcome"])
+BROKER_RECONNECTS = Counter(
+    "augserve_executor_broker_reconnects_total", "Times the Celery consumer connected to the broker again after "
+    "losing it (a Redis restart)")
 CALL_DURATION = Histogram(
     "augserve_executor_call_duration_seconds", "Duration of delivered API calls, first start to result",
     ["api"], buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 45, 60, 120))
@@ -71,6 +81,22 @@ def count_retry(api: str) -> None:
 
 def count_reclaimed(n: int) -> None:
     RECLAIMED.inc(n)
+
+
+def count_broker_reconnect() -> None:
+    BROKER_RECONNECTS.inc()
+
+
+def count_faults() -> None:
+    """Starts the fault series at 0 (duplicates per API kind, both Redis outcomes: a dashboard then
+    shows 0, not no data, before the first fault) and counts the outages common.redis_retry rides
+    out, in this process and the pool processes forked from it: call it in the main process
+    before the pool starts."""
+    for api in API_KINDS:
+        DUPLICATES.labels(api=api)
+    for outcome in redis_retry.OUTAGE_OUTCOMES:
+        REDIS_RECONNECTS.labels(outcome=outcome)
+    redis_retry.on_outage_end(lambda outcome: REDIS_RECONNECTS.labels(outcome=outcome).inc())
 
 
 def serve(port: int, host: str = "0.0.0.0") -> None:

@@ -52,8 +52,9 @@ def _env(text: str) -> tuple[str, str]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description="Benchmark intercept policies on the whole stack.")
     p.add_argument("--quick", action="store_true", help="the quick profile (< 3 min on 2 cores); default: full (~25 min)")
-    p.add_argument("--profile", choices=sorted(PROFILES), help="a named profile: full, quick, schedulers (the queue-order "
-                   "schedulers beside infercept and stock vLLM) or fastserve (FCFS vs MLFQ on heavy-tailed lengths)")
+    p.add_argument("--profile", choices=sorted([*PROFILES, "soak"]), help="a named profile: full, quick, schedulers (the "
+                   "queue-order schedulers beside infercept and stock vLLM), fastserve (FCFS vs MLFQ on heavy-tailed "
+                   "lengths), or soak (faults under load: its own options, `--profile soak --help`)")
     p.add_argument("--systems", "--policies", dest="policies", type=_names,
                    help="comma-separated systems: stock-vllm and/or engine policies (one fresh stack each)")
     p.add_argument("--rates", type=_floats, help="request rates (req/s) to sweep, e.g. 0.5,1,2")
@@ -125,7 +126,21 @@ def _report_only(path: Path) -> int:
     return 1 if report.failed_systems(results) or report.refused_comparisons(results) else 0
 
 
+def _soak_args(argv: list[str]) -> list[str] | None:
+    """The arguments after `--profile soak`, which is its own command (bench.soak); None otherwise."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--profile")
+    known, rest = pre.parse_known_args(argv)
+    return rest if known.profile == "soak" else None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    soak_args = _soak_args(argv)
+    if soak_args is not None:
+        from bench import soak
+
+        return soak.main(soak_args)
     args = vars(parser().parse_args(argv))
     report_file = args.pop("report_file")
     if report_file is not None:

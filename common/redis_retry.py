@@ -7,6 +7,10 @@ a caller always ends: a request fails with a clear error rather than hang. Comma
 (ResponseError: NOGROUP, WRONGTYPE, ...) are never retried here; callers that can repair them
 (recreate a consumer group) do so themselves.
 
+Every outage a retry rides out ends as `recovered` or `gave_up`; each service counts those in its
+own metrics module (`*_redis_reconnects_total`) through `on_outage_end`: this shared module
+imports no Prometheus.
+
 A retried write may be applied twice if the server applied it and died before answering; the
 callers accept that (an output event delivered twice is rarer than one lost in every outage).
 """
@@ -17,7 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -33,8 +37,25 @@ GIVE_UP_S = 30.0
 the caller must report, not wait out."""
 
 
+OutageOutcome = Literal["recovered", "gave_up"]
+OUTAGE_OUTCOMES: tuple[OutageOutcome, ...] = ("recovered", "gave_up")
+_outage_observers: list[Callable[[OutageOutcome], None]] = []
+
+
+def on_outage_end(observer: Callable[[OutageOutcome], None]) -> None:
+    """Calls observer(outcome) each time an operation or read loop that lost Redis gets through
+    (`recovered`) or stops retrying (`gave_up`). Observers must be quick and must not raise."""
+    _outage_observers.append(observer)
+
+
+def _outage_ended(outcome: OutageOutcome) -> None:
+    for observer in _outage_observers:
+        observer(outcome)
+
+
 class Backoff:
-    """Delays of first_s, 2*first_s, ... capped at cap_s. reset() after a success."""
+    """Delays of first_s, 2*first_s, ... capped at cap_s. reset() after a success (which reports
+    an outage ridden out, if there was one), give_up() when the caller stops retrying."""
 
     def __init__(self, first_s: float = 0.1, cap_s: float = 2.0) -> None:
         if not 0 < first_s <= cap_s:
@@ -50,6 +71,13 @@ class Backoff:
         return delay
 
     def reset(self) -> None:
+        if self.failures:
+            _outage_ended("recovered")
+        self._next = self.first_s
+        self.failures = 0
+
+    def give_up(self) -> None:
+        _outage_ended("gave_up")
         self._next = self.first_s
         self.failures = 0
 
@@ -60,6 +88,7 @@ def _delay_or_give_up(backoff: Backoff, deadline: float, exc: Exception, what: s
     delay = backoff.next_delay()
     if time.monotonic() + delay > deadline:
         log.error("%s: Redis still unavailable after %.0fs, giving up: %s", what, give_up_s, exc)
+        backoff.give_up()
         raise exc
     log.warning("%s: Redis unavailable (%s), retry %d in %.1fs", what, exc, backoff.failures, delay)
     return delay
@@ -78,6 +107,7 @@ async def retry_async(op: Callable[[], Awaitable[T]], what: str, log: logging.Lo
             continue
         if backoff.failures:
             log.info("%s: Redis reachable again after %d retries", what, backoff.failures)
+            backoff.reset()
         return result
 
 
@@ -93,4 +123,5 @@ def retry_sync(op: Callable[[], T], what: str, log: logging.Logger, give_up_s: f
             continue
         if backoff.failures:
             log.info("%s: Redis reachable again after %d retries", what, backoff.failures)
+            backoff.reset()
         return result

@@ -6,12 +6,12 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from dashboards import engine, executor, interceptions, overview
+from dashboards import engine, executor, faults, interceptions, overview
 from dashboards.panels import DATASOURCE, Dashboard, render
 
 FOLDER = Path(__file__).resolve().parent
 BUILDERS = {"overview": overview.build, "interceptions": interceptions.build, "engine": engine.build,
-            "executor": executor.build}
+            "executor": executor.build, "faults": faults.build}
 """File stem -> builder; each writes dashboards/<stem>.json."""
 
 PROMETHEUS_UID = DATASOURCE["uid"]

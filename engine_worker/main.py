@@ -80,6 +80,7 @@ class EngineWorker:
         self._lengths = OutputLengthHistory()
         metrics.serve(s.metrics_port, s.metrics_host)
         metrics.worker_info.labels(s.worker_id, s.policy, s.scheduler, s.model_id).set(1)
+        metrics.count_faults(s.worker_id)
         # Heartbeat first, then the groups: a worker with a registered stream but no heartbeat
         # yet would look dead to the others, who would adopt and delete its stream.
         await self._heartbeat_once()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from common import redis_retry
+
 PREFIX = "augserve_engine_"
 
 worker_info = Gauge(
@@ -48,7 +50,29 @@ failovers_total = Counter(
     f"{PREFIX}failovers_total", "Requests taken over from a dead worker, by what their output said: none yet "
     "(restarted), generating, paused at a call, or answered already (only the ack was missing)", ["worker", "state"],
 )
+FAILOVER_STATES = ("restarted", "generating", "paused", "answered")
 generated_tokens_total = Counter(f"{PREFIX}generated_tokens_total", "Tokens generated", ["worker"])
+redis_reconnects_total = Counter(
+    f"{PREFIX}redis_reconnects_total", "Redis operations and read loops (intake, reply stream, output events) "
+    "that lost the connection and retried with backoff: recovered once Redis answered again, or gave_up",
+    ["worker", "outcome"],
+)
+_counting_faults: str | None = None
+
+
+def count_faults(worker: str) -> None:
+    """Starts every failover and Redis-outage series of this worker at 0 (a dashboard then shows
+    0, not no data, before the first fault) and counts the outages common.redis_retry rides out.
+    Once per process."""
+    global _counting_faults
+    if _counting_faults is not None:
+        return
+    _counting_faults = worker
+    for state in FAILOVER_STATES:
+        failovers_total.labels(worker, state)
+    for outcome in redis_retry.OUTAGE_OUTCOMES:
+        redis_reconnects_total.labels(worker, outcome)
+    redis_retry.on_outage_end(lambda outcome: redis_reconnects_total.labels(worker, outcome).inc())
 
 
 def serve(port: int, host: str = "127.0.0.1") -> None:

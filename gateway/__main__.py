@@ -9,6 +9,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from common import tracing
+from gateway import metrics
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 
@@ -21,6 +22,7 @@ def main() -> int:
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tracing.setup("gateway", settings.otlp_endpoint)
+    metrics.count_redis_outages()
     # One process: the Prometheus metrics live in this process's memory.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
     return 0

@@ -7,6 +7,8 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from common import redis_retry
+
 PREFIX = "augserve_gateway_"
 GENERATION_ROUTES = frozenset({"/v1/chat/completions", "/v1/completions"})
 
@@ -34,6 +36,26 @@ ROUTED = Counter(
     ["route", "reason"],
 )
 INFLIGHT = Gauge(f"{PREFIX}inflight_requests", "Completion requests being served (streams included)")
+REDIS_RECONNECTS = Counter(
+    f"{PREFIX}redis_reconnects_total", "Redis operations and output-stream reads that lost the connection and "
+    "retried with backoff: recovered once Redis answered again, or gave_up (the request then failed with a 503)",
+    ["outcome"],
+)
+
+
+_counting_outages = False
+
+
+def count_redis_outages() -> None:
+    """Counts the outages common.redis_retry rides out (once per process, however often called);
+    both outcomes start at 0, so a dashboard shows 0 rather than no data before the first one."""
+    global _counting_outages
+    if _counting_outages:
+        return
+    _counting_outages = True
+    for outcome in redis_retry.OUTAGE_OUTCOMES:
+        REDIS_RECONNECTS.labels(outcome=outcome)
+    redis_retry.on_outage_end(lambda outcome: REDIS_RECONNECTS.labels(outcome=outcome).inc())
 
 
 class MetricsMiddleware:

@@ -56,3 +56,24 @@ async def test_an_outage_past_the_bound_is_raised_in_time():
     with pytest.raises(RedisConnectionError):
         await retry_async(down, "thing", log, give_up_s=0.5)
     assert time.monotonic() - started < 0.5
+
+
+def test_outage_outcomes_reach_the_observers(monkeypatch):
+    import common.redis_retry as redis_retry
+
+    seen: list[str] = []
+    monkeypatch.setattr(redis_retry, "_outage_observers", [seen.append])
+    assert retry_sync(lambda: "ok", "no outage", log) == "ok"
+    assert seen == []  # nothing lost, nothing reported
+    op, _ = _flaky(2, RedisConnectionError("refused"))
+    assert retry_sync(op, "thing", log) == "ok"
+    assert seen == ["recovered"]  # one operation rode out one outage
+    op, _ = _flaky(1000, RedisConnectionError("refused"))
+    with pytest.raises(RedisConnectionError):
+        retry_sync(op, "thing", log, give_up_s=0.3)
+    assert seen == ["recovered", "gave_up"]
+    backoff = Backoff()
+    backoff.reset()  # no failures: no outage
+    backoff.next_delay()
+    backoff.reset()
+    assert seen == ["recovered", "gave_up", "recovered"]
