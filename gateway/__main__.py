@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from common import tracing
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from gateway.slow_clients import header_deadline_protocol
 
 
 def main() -> int:
@@ -22,7 +23,10 @@ def main() -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tracing.setup("gateway", settings.otlp_endpoint)
     # One process: the Prometheus metrics live in this process's memory.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    # Slow clients: headers (gateway/slow_clients.py), body (gateway/deps.py), idle keep-alive.
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
+                http=header_deadline_protocol(settings.header_timeout_s),
+                timeout_keep_alive=settings.keepalive_timeout_s)
     return 0
 
 

@@ -40,7 +40,8 @@ def tokenizer(tiny_model) -> Any:
 def make_settings(redis_server, tiny_model) -> Callable[..., GatewaySettings]:
     def make(**overrides: Any) -> GatewaySettings:
         fields = {"redis_url": redis_server, "model_path": tiny_model, "max_model_len": MAX_MODEL_LEN,
-                  "default_max_tokens": 32, "request_timeout_s": 30.0, **overrides}
+                  "default_max_tokens": 32, "request_timeout_s": 30.0,
+                  "allowed_hosts": ["gateway"], **overrides}
         return GatewaySettings(_env_file=None, **fields)
 
     return make

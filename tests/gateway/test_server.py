@@ -15,6 +15,7 @@ import redis
 
 from common.names import ENGINE_REQUEST_STREAM, output_stream
 from common.schemas import EngineRequest, OutputEnvelope, ToolCall
+from gateway.auth import key_id
 from stack.processes import Service, free_port, python_module
 from tests.gateway.conftest import MODEL, delta, final
 
@@ -100,7 +101,7 @@ def test_client_tool_call_and_auth_over_http(server, redis_server):
                              extra_body={"program_id": "session-9"}, extra_headers={"traceparent": "00-abc-def-01"})
         req = engine.next_request()
         assert req.forced_tool == "get_weather" and req.client_tools == ["get_weather"]
-        assert req.program_id == "session-9" and req.traceparent == "00-abc-def-01"
+        assert req.program_id == f"{key_id(KEY)}/session-9" and req.traceparent == "00-abc-def-01"
         call = ToolCall(id="call_9", name="get_weather", arguments=json.dumps({"city": "Rome"}))
         engine.emit(req.request_id, final("", finish_reason="tool_calls", tool_calls=[call]))
         response = future.result(timeout=10)
