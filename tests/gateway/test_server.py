@@ -4,7 +4,9 @@ openai client, and streaming that really streams (chunk by chunk, not buffered).
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,13 +15,15 @@ import openai
 import pytest
 import redis
 
-from common.names import ENGINE_REQUEST_STREAM, output_stream
+from common.names import ENGINE_REQUEST_STREAM, cancelled_request, output_stream
 from common.schemas import EngineRequest, OutputEnvelope, ToolCall
 from gateway.auth import key_id
 from stack.processes import Service, free_port, python_module
 from tests.gateway.conftest import MODEL, delta, final
 
 KEY = "sk-server-test-key"
+SLOW_CLIENT_TIMEOUT_S = 1.0
+"""The gateway's header and body deadlines in these tests (10 s and 30 s by default)."""
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
 
@@ -37,11 +41,12 @@ def server(redis_server, tiny_model, tmp_path_factory) -> Iterator[str]:
     port = free_port()
     service: Service = python_module("gateway", "gateway", env={
         "AUGSERVE_REDIS_URL": redis_server, "AUGSERVE_MODEL_PATH": str(tiny_model), "AUGSERVE_PORT": str(port),
-        "AUGSERVE_API_KEYS": KEY, "AUGSERVE_ENV": "production", "HF_HUB_OFFLINE": "1"})
+        "AUGSERVE_API_KEYS": KEY, "AUGSERVE_ENV": "production", "HF_HUB_OFFLINE": "1",
+        "AUGSERVE_HEADER_TIMEOUT_S": str(SLOW_CLIENT_TIMEOUT_S), "AUGSERVE_BODY_TIMEOUT_S": str(SLOW_CLIENT_TIMEOUT_S)})
     service.start(tmp_path_factory.mktemp("gateway-logs"))
     url = f"http://127.0.0.1:{port}"
     try:
-        service.wait_until(lambda: _healthy(url), 60, "/health")
+        service.wait_until(lambda: _healthy(url), 180, "/health")  # a loaded machine: tokenizer load
         yield url
     finally:
         service.stop()
@@ -116,3 +121,59 @@ def test_body_limit_on_a_real_socket(server):
     response = httpx.post(f"{server}/v1/chat/completions", content=b"x" * (2 << 20),
                           headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
     assert response.status_code == 413 and "limit of 1048576 bytes" in response.json()["error"]["message"]
+
+
+def _exchange(server: str, raw: bytes) -> tuple[bytes, float]:
+    """Sends raw bytes, then reads until the server closes; (what it answered, seconds it took)."""
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        started = time.monotonic()
+        sock.sendall(raw)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return answer, time.monotonic() - started
+
+
+@pytest.mark.parametrize("raw", [
+    b"",  # a connection that never says anything
+    b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty",  # headers that never end
+], ids=["idle", "partial-headers"])
+def test_slow_headers_are_cut_off(server, raw):
+    answer, took = _exchange(server, raw)
+    assert answer.startswith(b"HTTP/1.1 408 ") and b'"code":"request_timeout"' in answer, answer
+    assert SLOW_CLIENT_TIMEOUT_S * 0.9 <= took < SLOW_CLIENT_TIMEOUT_S + 5
+
+
+def test_a_body_that_never_comes_is_cut_off(server):
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {KEY}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\"")
+    answer, took = _exchange(server, head.encode())
+    assert answer.startswith(b"HTTP/1.1 408 ") and b"request body was not received within 1s" in answer, answer
+    assert took < SLOW_CLIENT_TIMEOUT_S + 5  # and the connection is closed (the read above ended)
+
+
+def test_an_idle_keep_alive_connection_is_closed(server):
+    request = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    answer, took = _exchange(server, request)
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert took < 5 + 5  # uvicorn's keep-alive timeout (AUGSERVE_KEEPALIVE_TIMEOUT_S, 5 s) closed it
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["non-streaming", "stream-before-its-first-event"])
+def test_a_client_leaving_before_the_response_cancels_its_request(server, redis_server, stream):
+    """Nothing has been sent back yet: only the disconnect tells the gateway, which marks the
+    request cancelled for its engine worker (tests/e2e/test_cancellation.py: the engine frees it)."""
+    engine = Engine(redis_server)
+    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "stream": stream}).encode()
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {KEY}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(head + body)
+        req = engine.next_request()
+        assert not engine.redis.exists(cancelled_request(req.request_id))
+    deadline = time.monotonic() + 10
+    while not engine.redis.exists(cancelled_request(req.request_id)):
+        assert time.monotonic() < deadline, "the request of a client that left was never cancelled"
+        time.sleep(0.05)
