@@ -7,66 +7,18 @@ import json
 import socket
 import threading
 import time
-import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import openai
 import pytest
-import redis
 
-from common.names import ENGINE_REQUEST_STREAM, cancelled_request, output_stream
-from common.schemas import EngineRequest, OutputEnvelope, ToolCall
+from common.names import cancelled_request
+from common.schemas import ToolCall
 from gateway.auth import key_id
-from stack.processes import Service, free_port, python_module
-from tests.gateway.conftest import MODEL, delta, final
+from tests.gateway.conftest import KEY, MODEL, SLOW_CLIENT_TIMEOUT_S, Engine, delta, final
 
-KEY = "sk-server-test-key"
-SLOW_CLIENT_TIMEOUT_S = 1.0
-"""The gateway's header and body deadlines in these tests (10 s and 30 s by default)."""
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def server(redis_server, tiny_model, tmp_path_factory) -> Iterator[str]:
-    port = free_port()
-    service: Service = python_module("gateway", "gateway", env={
-        "AUGSERVE_REDIS_URL": redis_server, "AUGSERVE_MODEL_PATH": str(tiny_model), "AUGSERVE_PORT": str(port),
-        "AUGSERVE_API_KEYS": KEY, "AUGSERVE_ENV": "production", "HF_HUB_OFFLINE": "1",
-        "AUGSERVE_HEADER_TIMEOUT_S": str(SLOW_CLIENT_TIMEOUT_S), "AUGSERVE_BODY_TIMEOUT_S": str(SLOW_CLIENT_TIMEOUT_S)})
-    service.start(tmp_path_factory.mktemp("gateway-logs"))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        service.wait_until(lambda: _healthy(url), 180, "/health")  # a loaded machine: tokenizer load
-        yield url
-    finally:
-        service.stop()
-
-
-class Engine:
-    def __init__(self, url: str) -> None:
-        self.redis = redis.Redis.from_url(url, decode_responses=True)
-        self.last_id = self.redis.xinfo_stream(ENGINE_REQUEST_STREAM)["last-generated-id"] \
-            if self.redis.exists(ENGINE_REQUEST_STREAM) else "0-0"
-
-    def next_request(self, timeout_s: float = 10) -> EngineRequest:
-        reply = self.redis.xread({ENGINE_REQUEST_STREAM: self.last_id}, count=1, block=int(timeout_s * 1000))
-        assert reply, "no request reached the engine stream"
-        self.last_id, fields = reply[0][1][0]
-        return EngineRequest.model_validate_json(fields["request"])
-
-    def emit(self, request_id: str, *events) -> None:
-        for event in events:
-            self.redis.xadd(output_stream(request_id), {"event": OutputEnvelope(event=event).model_dump_json()})
 
 
 def test_openai_client_streams_chunk_by_chunk(server, redis_server):
