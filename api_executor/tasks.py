@@ -28,7 +28,8 @@ class ExecutorTask(Task):
 SYNC_KINDS: dict[str, runner.SyncFn] = {
     "calculator": lambda c: calculator.run(c.arguments),
     "qa": lambda c: qa.run(c.arguments),
-    "ve": lambda c: ve.run(c.arguments, runtime.redis_client(), runtime.settings().executor_ve_episode_ttl_s),
+    "ve": lambda c: ve.run(c.arguments, runtime.redis_client(), runtime.settings().executor_ve_episode_ttl_s,
+                           c.request_id),
     "http": lambda c: http.run(c.arguments, runtime.settings().http_apis, runtime.settings().executor_http_max_chars),
 }
 STANDINS = {"chatbot": chatbot.SPEC, "image": image.SPEC, "tts": tts.SPEC}

@@ -87,16 +87,20 @@ class Progress:
 
 class LoadClient:
     def __init__(self, base_url: str, model: str, prompts: PromptBuilder, *, seed: int, stream: bool = True,
-                 timeout_s: float = 900.0, transport: httpx.AsyncBaseTransport | None = None):
+                 timeout_s: float = 900.0, transport: httpx.AsyncBaseTransport | None = None,
+                 api_key: str | None = None):
         self.url = f"{base_url}/v1/chat/completions"
         self.model, self.prompts, self.seed, self.stream = model, prompts, seed, stream
         self.timeout = httpx.Timeout(timeout_s, connect=30.0)
         self.limits = httpx.Limits(max_connections=2048, max_keepalive_connections=256)
         self.transport = transport
         """None: the network; tests pass an httpx.MockTransport."""
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        """A stack with keys needs an operator key from the bench: its requests are scripted plans."""
 
     def _client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(timeout=self.timeout, limits=self.limits, transport=self.transport)
+        return httpx.AsyncClient(timeout=self.timeout, limits=self.limits, transport=self.transport,
+                                 headers=self.headers)
 
     def prompt_text(self, request: BenchRequest) -> str:
         """The user message, seeded by the request's index: every system gets the same text."""

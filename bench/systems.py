@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 import urllib.request
 from pathlib import Path
@@ -75,7 +76,9 @@ def system_name(policy: str, scheduler: str, options: dict) -> str:
     return name
 
 
-def stack_config(cfg: BenchConfig, system: str, model_path: Path, engine: EngineSettings, state_dir: Path) -> StackConfig:
+def stack_config(cfg: BenchConfig, system: str, model_path: Path, engine: EngineSettings, state_dir: Path,
+                 operator_key: str) -> StackConfig:
+    """`operator_key`: the stack's one API key, of the operator scope its scripted requests need."""
     policy, scheduler, options = split_system(system)
     return StackConfig(
         model_path=str(model_path), state_dir=state_dir, gateway_port=free_port(), engine_metrics_port=free_port(),
@@ -84,7 +87,8 @@ def stack_config(cfg: BenchConfig, system: str, model_path: Path, engine: Engine
         worker_env={"AUGSERVE_POLICY": policy, "AUGSERVE_SCHEDULER": scheduler,
                     "AUGSERVE_SCHEDULER_OPTIONS": json.dumps(options), **engine.worker_env(), **cfg.worker_env},
         gateway_env={"AUGSERVE_MAX_MODEL_LEN": str(engine.max_model_len),
-                     "AUGSERVE_DEFAULT_MAX_TOKENS": str(min(256, engine.max_model_len // 2))},
+                     "AUGSERVE_DEFAULT_MAX_TOKENS": str(min(256, engine.max_model_len // 2)),
+                     "AUGSERVE_OPERATOR_API_KEYS": operator_key},
     )
 
 
@@ -92,7 +96,10 @@ class OurStack:
     def __init__(self, cfg: BenchConfig, policy: str, model_path: Path, engine: EngineSettings, state_dir: Path,
                  log=print):
         self.name = policy
-        self.stack = Stack(stack_config(cfg, policy, model_path, engine, state_dir), progress=lambda m: log(f"[{policy}]{m}"))
+        # Keyed as a deployment is: the client sends an operator key (plans need that scope).
+        self.operator_key = secrets.token_urlsafe(24)
+        self.stack = Stack(stack_config(cfg, policy, model_path, engine, state_dir, self.operator_key),
+                           progress=lambda m: log(f"[{policy}]{m}"))
 
     def start(self) -> None:
         self.stack.start()
@@ -122,9 +129,10 @@ class OurStack:
 
     def client(self, prompts: PromptBuilder, cfg: BenchConfig) -> LoadClient:
         url = self.stack.cfg.gateway_url
-        with urllib.request.urlopen(f"{url}/v1/models", timeout=10) as response:
+        models = urllib.request.Request(f"{url}/v1/models", headers={"Authorization": f"Bearer {self.operator_key}"})
+        with urllib.request.urlopen(models, timeout=10) as response:
             model = json.load(response)["data"][0]["id"]
-        return LoadClient(url, model, prompts, seed=cfg.seed, stream=cfg.stream)
+        return LoadClient(url, model, prompts, seed=cfg.seed, stream=cfg.stream, api_key=self.operator_key)
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Waits until a worker heartbeat newer than the call reports no request in flight."""

@@ -65,6 +65,12 @@ def visible_text(turn_text: str) -> str:
     return turn_text
 
 
+NOT_JSON = (ValueError, RecursionError)
+"""What reading a model's JSON may raise: JSONDecodeError (a ValueError), ValueError for an integer
+over Python's 4300-digit limit, RecursionError for deep nesting. The model writes what a prompt
+asks, so each is only text that is not a call."""
+
+
 def _first_json_object(text: str) -> Any:
     decoder = json.JSONDecoder()
     start = text.find("{")
@@ -72,7 +78,7 @@ def _first_json_object(text: str) -> Any:
         try:
             value, _ = decoder.raw_decode(text, start)
             return value
-        except json.JSONDecodeError:
+        except NOT_JSON:
             start = text.find("{", start + 1)
     return None
 
@@ -86,7 +92,7 @@ def _closed_json_object(text: str) -> Any:
         for closer in ("", "}", "}}", '"}}'):
             try:
                 value = json.loads(text[: end + 1] + closer)
-            except json.JSONDecodeError:
+            except NOT_JSON:
                 continue
             if isinstance(value, dict):
                 return value
@@ -114,7 +120,7 @@ def parse_tool_call(turn_text: str) -> tuple[str, dict[str, Any] | str] | None:
         if isinstance(args, str):
             try:
                 args = json.loads(args)
-            except json.JSONDecodeError:
+            except NOT_JSON:
                 return call["name"], args
         return call["name"], args if isinstance(args, dict) else json.dumps(args)
     # A call whose JSON is broken: recover the name if it is there, keep the raw text.

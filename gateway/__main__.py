@@ -12,6 +12,7 @@ from common import tracing
 from gateway import metrics
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from gateway.slow_clients import header_deadline_protocol
 
 
 def main() -> int:
@@ -24,7 +25,10 @@ def main() -> int:
     tracing.setup("gateway", settings.otlp_endpoint)
     metrics.count_redis_outages()
     # One process: the Prometheus metrics live in this process's memory.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    # Slow clients: headers (gateway/slow_clients.py), body (gateway/deps.py), idle keep-alive.
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
+                http=header_deadline_protocol(settings.header_timeout_s),
+                timeout_keep_alive=settings.keepalive_timeout_s)
     return 0
 
 

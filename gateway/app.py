@@ -12,8 +12,12 @@ from redis.asyncio import Redis
 from gateway import errors
 from gateway.deps import require_api_key
 from gateway.engine import EngineClient
+from gateway.host_guard import HostGuard
+from gateway.key_limits import KeyLimits
 from gateway.metrics import MetricsMiddleware
+from gateway.openapi import operator_pages
 from gateway.prompts import PromptRenderer
+from gateway.protocol import ChatCompletionRequest, CompletionRequest
 from gateway.routes import health, metrics, v1
 from gateway.routing import Router
 from gateway.settings import GatewaySettings
@@ -35,6 +39,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                                                        settings.worker_stale_s),
                                         submit_retry_s=settings.redis_submit_retry_s, outage_s=settings.redis_outage_s,
                                         no_worker_grace_s=settings.no_worker_grace_s)
+        app.state.key_limits = KeyLimits(redis, settings.redis_url,
+                                         max_concurrent=settings.max_concurrent_requests_per_key,
+                                         tokens_per_minute=settings.tokens_per_minute_per_key,
+                                         lease_s=settings.request_timeout_s)
         app.state.created = int(time.time())
         try:
             yield
@@ -42,14 +50,18 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await redis.aclose()
             renderer.close()
 
+    # FastAPI's own /docs, /redoc and /openapi.json are off: gateway/openapi.py serves the
+    # document (with the request schemas) behind an operator key.
     app = FastAPI(title="augserve gateway", summary="OpenAI-compatible gateway of the augserve stack",
-                  lifespan=lifespan)
+                  lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
     app.state.settings = settings
     errors.install(app)
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(HostGuard, hosts=settings.served_hosts())  # outermost: before anything runs
     app.include_router(v1, prefix="/v1", dependencies=[Depends(require_api_key)])
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(operator_pages([ChatCompletionRequest, CompletionRequest]))
     if settings.otlp_endpoint:
         _trace(app)
     return app

@@ -6,7 +6,7 @@ before the body is read, the body's size before it is parsed, its shape before i
 
 from __future__ import annotations
 
-import hmac
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -16,6 +16,7 @@ from fastapi import Depends, Header, Request
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
+from gateway.auth import Caller, authenticate, require_operator
 from gateway.engine import EngineClient
 from gateway.errors import ApiError, validation_error
 from gateway.prompts import PromptRenderer
@@ -47,19 +48,18 @@ ProgramIdHeader = Annotated[str | None, Header(alias="X-Program-Id", max_length=
 TraceparentHeader = Annotated[str | None, Header(max_length=256)]
 
 
-async def require_api_key(request: Request, settings: SettingsDep) -> None:
-    """Bearer keys, as the openai client sends them. No keys configured: authentication is off."""
-    if not settings.api_keys:
-        return
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    challenge = {"WWW-Authenticate": "Bearer"}
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "missing API key: send it as the header 'Authorization: Bearer <key>'",
-                       code="missing_api_key", headers=challenge)
-    given = token.strip().encode()
-    # compare_digest against every key: no early exit that would time which key prefix matched.
-    if not sum(hmac.compare_digest(given, key.encode()) for key in settings.api_keys):
-        raise ApiError(401, "invalid API key", code="invalid_api_key", headers=challenge)
+async def require_api_key(request: Request, settings: SettingsDep) -> Caller:
+    """The router-level check (gateway/auth.py); a route naming CallerDep gets the same Caller
+    (FastAPI runs one dependency once per request)."""
+    return authenticate(request, settings)
+
+
+CallerDep = Annotated[Caller, Depends(require_api_key)]
+
+
+async def require_operator_key(caller: CallerDep) -> None:
+    """Operator pages (/metrics, the API docs): any caller when authentication is off."""
+    require_operator(caller, "this page")
 
 
 @dataclass(frozen=True)
@@ -85,9 +85,30 @@ ChatTicket = Annotated[Ticket, Depends(_ticket("chatcmpl"))]
 CompletionTicket = Annotated[Ticket, Depends(_ticket("cmpl"))]
 
 
+def _require_json(request: Request) -> None:
+    """Only application/json: a browser sends text/plain, form and multipart bodies cross-site
+    without a preflight, so accepting them would let any web page post to a local gateway."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        shown = media_type or "none"
+        raise ApiError(415, f"Content-Type must be application/json (got {shown})", code="unsupported_media_type",
+                       param="Content-Type")
+
+
 async def read_body(request: Request, settings: SettingsDep) -> bytes:
-    """The raw body, refused (413) past max_body_bytes by Content-Length and by bytes read."""
-    limit = settings.max_body_bytes
+    """The raw JSON body: 415 unless application/json, 413 past max_body_bytes (by Content-Length
+    and by bytes read), 408 when it is not all in within body_timeout_s (a client that never
+    sends the body it announced holds nothing longer)."""
+    _require_json(request)
+    try:
+        async with asyncio.timeout(settings.body_timeout_s):
+            return await _read_limited(request, settings.max_body_bytes)
+    except TimeoutError:
+        raise ApiError(408, f"the request body was not received within {settings.body_timeout_s:g}s",
+                       code="request_timeout", headers={"Connection": "close"}) from None
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():

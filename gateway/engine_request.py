@@ -58,6 +58,6 @@ def build_engine_request(*, request_id: str, body: GenerationFields, prompt: Pro
         forced_tool=prompt.forced_tool,
         plan=body.plan,
         arrival_time=time.time(),
-        program_id=body.program_id or program_id,
+        program_id=program_id,
         traceparent=traceparent,
     )

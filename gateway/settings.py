@@ -28,7 +28,31 @@ class GatewaySettings(CommonSettings):
     max_model_len: Annotated[int, Field(ge=16, le=1_048_576)] = 4096
     """Prompt plus generated (plus, with a plan, returned) tokens may not exceed this."""
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    """AUGSERVE_API_KEYS: a JSON list or comma-separated keys. Empty turns authentication off."""
+    """AUGSERVE_API_KEYS: a JSON list or comma-separated keys, each allowed to generate (scope
+    `generate`). Empty, with no operator keys either, turns authentication off."""
+    operator_api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """AUGSERVE_OPERATOR_API_KEYS: keys with the `operator` scope (the benchmark's, an operator's):
+    besides generating, they may send scripted plans (explicit durations, direct `http` calls,
+    which the estimator then learns from), read /metrics and the API docs, and no per-key limit
+    applies to them."""
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """AUGSERVE_ALLOWED_HOSTS: Host header names served besides localhost, 127.0.0.1, ::1 and
+    `host` (when it names one host): anything else gets a 400, so a page whose DNS name was
+    rebound to this machine cannot reach it. "*" allows any host."""
+    header_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    """A connection that has not sent a request's complete headers this long after it opened (or
+    after its request began) is closed with a 408: idle connections and partial headers."""
+    body_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    """A request body not fully received this long after its headers: 408, connection closed."""
+    keepalive_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    """An idle keep-alive connection is closed this long after its last response (uvicorn's)."""
+    max_concurrent_requests_per_key: Annotated[int, Field(ge=0, le=100_000)] = 32
+    """Generation requests one `generate` key may have in flight across every gateway replica
+    (Redis-held); past it 429 with Retry-After. 0: no limit."""
+    tokens_per_minute_per_key: Annotated[int, Field(ge=0, le=1_000_000_000)] = 200_000
+    """Tokens (prompt + the admitted max_tokens, counted on admission) one `generate` key may
+    spend per minute across every replica (the `limits` package's moving window in Redis); past
+    it 429 with Retry-After. 0: no limit."""
     max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 1 << 20
     request_timeout_s: Annotated[float, Field(gt=0, le=86_400)] = 600.0
     """No final event from the engine within this long: 504."""
@@ -61,7 +85,7 @@ class GatewaySettings(CommonSettings):
     engine worker gives up its writes after as long: common.redis_retry.GIVE_UP_S)."""
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "operator_api_keys", "allowed_hosts", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
@@ -71,7 +95,7 @@ class GatewaySettings(CommonSettings):
             return [k.strip() for k in text.split(",") if k.strip()]
         return value
 
-    @field_validator("api_keys")
+    @field_validator("api_keys", "operator_api_keys")
     @classmethod
     def _keys_are_not_blank(cls, keys: list[str]) -> list[str]:
         if any(len(k) < 8 for k in keys):
@@ -80,8 +104,23 @@ class GatewaySettings(CommonSettings):
 
     @model_validator(mode="after")
     def _production_needs_keys(self) -> GatewaySettings:
-        if self.env == "production" and not self.api_keys:
+        if self.env == "production" and not self.auth_on:
             raise ValueError("AUGSERVE_ENV=production needs AUGSERVE_API_KEYS: refusing to serve unauthenticated")
         if self.default_max_tokens >= self.max_model_len:
             raise ValueError("default_max_tokens must be below max_model_len")
+        if set(self.api_keys) & set(self.operator_api_keys):
+            raise ValueError("a key may not be both in AUGSERVE_API_KEYS and AUGSERVE_OPERATOR_API_KEYS")
         return self
+
+    @property
+    def auth_on(self) -> bool:
+        return bool(self.api_keys or self.operator_api_keys)
+
+    def served_hosts(self) -> frozenset[str] | None:
+        """Host names (lower-case, no port) the gateway answers; None: any."""
+        if "*" in self.allowed_hosts:
+            return None
+        hosts = {"localhost", "127.0.0.1", "::1", *(h.lower() for h in self.allowed_hosts)}
+        if self.host not in ("0.0.0.0", "::", ""):
+            hosts.add(self.host.lower())
+        return frozenset(hosts)

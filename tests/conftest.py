@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -32,11 +33,11 @@ from stack.redis_server import redis_url, start_redis
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory) -> Iterator[str]:
     """A real redis-server process for the whole session; yields its URL."""
-    port = free_port()
+    port, password = free_port(), secrets.token_urlsafe(16)  # as every stack's Redis (stack/services.py)
     root = tmp_path_factory.mktemp("redis")
-    service = start_redis(port, root / "data", root)
+    service = start_redis(port, root / "data", root, password=password)
     try:
-        yield redis_url(port)
+        yield redis_url(port, password)
     finally:
         service.stop()
 

@@ -45,6 +45,11 @@ def run(arguments: dict[str, Any], apis: dict[str, HttpApiSpec], max_chars: int)
                       **params}
         elif body is None:
             body = tool_args
+    fixed = sorted(set(params) & set(httpx.URL(str(spec.url)).params))
+    if fixed:
+        # The operator's URL says them (an API key, a fixed format): a param must not replace them.
+        raise ToolError(f"http endpoint {name!r} fixes {', '.join(repr(k) for k in fixed)} in its URL: "
+                        "those params cannot be set")
     return _fetch(name, spec, params, body, max_chars)
 
 
@@ -60,7 +65,9 @@ def _fetch(name: str, spec: HttpApiSpec, params: dict[str, str], body: Any, max_
     max_bytes = 4 * max_chars + 4
     try:
         with httpx.Client(timeout=spec.timeout_s, follow_redirects=False, trust_env=False) as client:
-            with client.stream(spec.method, str(spec.url), params=params, json=body) as resp:
+            # Merged into the URL's own query: httpx's params= would replace that query whole.
+            url = httpx.URL(str(spec.url)).copy_merge_params(params)
+            with client.stream(spec.method, url, json=body) as resp:
                 data = bytearray()
                 for chunk in resp.iter_bytes():
                     data += chunk

@@ -62,7 +62,10 @@ def plan(spec: StandInSpec, call: ToolCallTask, time_scale: float) -> StandInPla
 
 
 def _requested_duration(call: ToolCallTask) -> float | None:
-    value = call.duration_s if call.duration_s is not None else call.arguments.get("duration_s")
+    """Only the call's own field, which only a scripted plan sets (an operator's: the gateway
+    refuses plans from other keys). A `duration_s` among the arguments is the model's writing,
+    and the model writes what the client's prompt asks: never a wait, nor an estimator sample."""
+    value = call.duration_s
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -1,7 +1,9 @@
 """The text environment kind: one ve_world episode per `episode` id, its state kept in Redis.
 
 Consecutive calls of one request continue the same episode; the state expires `ttl_s` after the
-last action. The first call of an episode starts with the room description and the goal. One
+last action. Episodes are the request's own (the key holds its request id): another request,
+another client's above all, naming the same episode id plays a different one, so it can neither
+read nor move this one. The first call of an episode starts with the room description and the goal. One
 request acts on its episode sequentially, so a plain GET/SET (no WATCH) is enough.
 """
 
@@ -20,11 +22,11 @@ from common.names import PREFIX
 MAX_ACTION_CHARS = 200
 
 
-def episode_key(episode: str) -> str:
-    return f"{PREFIX}:executor:ve:{episode}"
+def episode_key(request_id: str, episode: str) -> str:
+    return f"{PREFIX}:executor:ve:{request_id}:{episode}"
 
 
-def run(arguments: dict[str, Any], client: redis.Redis, ttl_s: int) -> str:
+def run(arguments: dict[str, Any], client: redis.Redis, ttl_s: int, request_id: str) -> str:
     episode, action = arguments.get("episode"), arguments.get("action")
     if episode is None or action is None:
         missing = "episode" if episode is None else "action"
@@ -34,7 +36,7 @@ def run(arguments: dict[str, Any], client: redis.Redis, ttl_s: int) -> str:
     if not isinstance(action, str) or len(action) > MAX_ACTION_CHARS:
         raise ToolError(f"argument 'action' must be a string of at most {MAX_ACTION_CHARS} characters")
 
-    key = episode_key(episode)
+    key = episode_key(request_id, episode)
     raw = client.get(key)
     first = raw is None
     state = ve_world.new_episode(episode) if first else json.loads(raw)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from opentelemetry import trace
+from starlette.background import BackgroundTask
 
 from common import tracing
+from gateway.auth import Caller, program_of
 from gateway.deps import Ticket
+from gateway.disconnect import unless_disconnected
 from gateway.engine import EngineClient
 from gateway.engine_request import admitted_max_tokens, build_engine_request
+from gateway.key_limits import KeyLimits
+from gateway.permissions import check_scope
 from gateway.prompts import Prompt, PromptRenderer
 from gateway.protocol import GenerationFields
 from gateway.relay import respond
@@ -16,12 +22,15 @@ from gateway.responses import Exchange, ResponseFormat
 from gateway.settings import GatewaySettings
 
 
-async def generate(*, ticket: Ticket, body: GenerationFields, prompt: Prompt, prompt_param: str,
-                   fmt: ResponseFormat, engine: EngineClient, renderer: PromptRenderer,
+async def generate(*, request: Request, caller: Caller, ticket: Ticket, body: GenerationFields, prompt: Prompt,
+                   prompt_param: str, fmt: ResponseFormat, engine: EngineClient, renderer: PromptRenderer,
                    settings: GatewaySettings, program_id: str | None,
                    traceparent: str | None) -> JSONResponse | StreamingResponse:
+    check_scope(body, caller)
     max_tokens = admitted_max_tokens(body, len(prompt.token_ids), max_model_len=settings.max_model_len,
                                      default_max_tokens=settings.default_max_tokens, prompt_param=prompt_param)
+    limits: KeyLimits = request.app.state.key_limits
+    await limits.spend_tokens(caller, len(prompt.token_ids) + max_tokens)
     trace.get_current_span().set_attributes({
         "gen_ai.operation.name": "chat" if fmt.object.startswith("chat") else "text_completion",
         "gen_ai.request.model": body.model, "gen_ai.request.max_tokens": max_tokens,
@@ -29,13 +38,25 @@ async def generate(*, ticket: Ticket, body: GenerationFields, prompt: Prompt, pr
         "augserve.prompt_tokens": len(prompt.token_ids)})
     # The engine's spans are children of this request's span (FastAPI's, when traces are on);
     # with traces off the client's own traceparent, if any, is passed on unchanged.
-    request = build_engine_request(request_id=ticket.request_id, body=body, prompt=prompt, max_tokens=max_tokens,
-                                   eos_token_ids=renderer.eos_token_ids, program_id=program_id,
-                                   traceparent=tracing.current_traceparent() or traceparent)
-    await engine.submit(request)
-    return await respond(
-        engine.events(ticket.request_id, settings.request_timeout_s), fmt,
-        Exchange(request_id=ticket.request_id, model=settings.model_id, created=ticket.created,
-                 prompt_token_ids=prompt.token_ids if body.return_token_ids else None),
-        stream=body.stream, include_usage=body.include_usage, started=ticket.started,
-    )
+    engine_request = build_engine_request(
+        request_id=ticket.request_id, body=body, prompt=prompt, max_tokens=max_tokens,
+        eos_token_ids=renderer.eos_token_ids, program_id=program_of(caller, body.program_id or program_id),
+        traceparent=tracing.current_traceparent() or traceparent)
+    lease = await limits.acquire(caller, ticket.request_id)
+    try:
+        await engine.submit(engine_request)
+        response = await unless_disconnected(request, respond(
+            engine.events(ticket.request_id, settings.request_timeout_s), fmt,
+            Exchange(request_id=ticket.request_id, model=settings.model_id, created=ticket.created,
+                     prompt_token_ids=prompt.token_ids if body.return_token_ids else None),
+            stream=body.stream, include_usage=body.include_usage, started=ticket.started,
+        ))
+    except BaseException:
+        await limits.release(lease)
+        raise
+    if isinstance(response, StreamingResponse):
+        # Starlette runs it once the stream has ended, the client's leaving included.
+        response.background = BackgroundTask(limits.release, lease)
+    else:
+        await limits.release(lease)
+    return response

@@ -17,6 +17,7 @@ def apis(local_http) -> dict[str, HttpApiSpec]:
     base = local_http.base
     return {
         "echo": HttpApiSpec(url=f"{base}/echo"),
+        "fixed": HttpApiSpec(url=f"{base}/echo?key=operator-secret&format=json"),
         "post": HttpApiSpec(url=f"{base}/echo", method="POST"),
         "big": HttpApiSpec(url=f"{base}/big"),
         "flaky": HttpApiSpec(url=f"{base}/status/503"),
@@ -48,6 +49,14 @@ def test_missing_endpoint() -> None:
 def test_get_with_params(apis) -> None:
     reply = json.loads(http.run({"endpoint": "echo", "params": {"q": "fox", "n": 3, "all": True}}, apis, 1000))
     assert reply == {"method": "GET", "query": {"q": "fox", "n": "3", "all": "true"}, "body": ""}
+
+
+def test_the_urls_own_query_cannot_be_overridden(apis) -> None:
+    reply = json.loads(http.run({"endpoint": "fixed", "params": {"q": "fox"}}, apis, 1000))
+    assert reply["query"] == {"key": "operator-secret", "format": "json", "q": "fox"}
+    for arguments in ({"params": {"key": "mine"}}, {"arguments": {"format": "xml", "q": "x"}}):
+        with pytest.raises(ToolError, match="fixes 'key'|fixes 'format'"):
+            http.run({"endpoint": "fixed", **arguments}, apis, 1000)
 
 
 def test_post_with_body(apis) -> None:

@@ -13,8 +13,8 @@ def _episode_with_goal(kind: str) -> str:
     return next(f"ep-{i}" for i in range(1000) if ve_world.new_episode(f"ep-{i}")["goal"]["object"] == kind)
 
 
-def _act(client: redis.Redis, episode: str, action: str) -> str:
-    return ve.run({"episode": episode, "action": action}, client, ttl_s=60)
+def _act(client: redis.Redis, episode: str, action: str, request_id: str = "req-1") -> str:
+    return ve.run({"episode": episode, "action": action}, client, ttl_s=60, request_id=request_id)
 
 
 def test_clean_mug_episode(redis_client: redis.Redis) -> None:
@@ -40,7 +40,7 @@ def test_clean_mug_episode(redis_client: redis.Redis) -> None:
     done = _act(redis_client, episode, "put mug 1 in coffeemachine 1")
     assert done == "You put the mug 1 in the coffeemachine 1.\nTask completed!"
 
-    stored_ttl = redis_client.ttl(ve.episode_key(episode))
+    stored_ttl = redis_client.ttl(ve.episode_key("req-1", episode))
     assert 0 < stored_ttl <= 60
 
 
@@ -65,6 +65,14 @@ def test_episodes_are_separate(redis_client: redis.Redis) -> None:
     assert _act(redis_client, "b-1", "look").startswith("You are facing the shelf 1.")
 
 
+
+def test_another_request_cannot_read_or_move_an_episode(redis_client: redis.Redis) -> None:
+    _act(redis_client, "shared-name", "go to countertop 1", request_id="victim")
+    # The same episode id from another request is a new episode of its own.
+    assert "Your task is to:" in _act(redis_client, "shared-name", "go to shelf 1", request_id="other")
+    assert _act(redis_client, "shared-name", "look", request_id="victim").startswith("You are facing the countertop 1.")
+
+
 @pytest.mark.parametrize(("arguments", "message"), [
     ({"action": "look"}, "missing argument 'episode'"),
     ({"episode": "e"}, "missing argument 'action'"),
@@ -73,7 +81,7 @@ def test_episodes_are_separate(redis_client: redis.Redis) -> None:
 ])
 def test_bad_arguments(redis_client: redis.Redis, arguments: dict, message: str) -> None:
     with pytest.raises(ToolError) as info:
-        ve.run(arguments, redis_client, ttl_s=60)
+        ve.run(arguments, redis_client, ttl_s=60, request_id="req-1")
     assert message in str(info.value)
 
 

@@ -243,7 +243,7 @@ def test_redelivered_standin_is_delivered_once(executor: Executor, stream: str) 
 
 def test_unexpected_exception_becomes_error_result(executor: Executor, stream: str) -> None:
     """A kind failing in a way nobody planned for (corrupt episode state) still answers the call."""
-    executor.redis.set("augserve:executor:ve:broken", "{not json")
+    executor.redis.set("augserve:executor:ve:req-1:broken", "{not json")
     executor.send("ve", {"episode": "broken", "action": "look"}, reply_to=stream)
     result = executor.result(stream)
     assert (result.ok, result.content) == (False, "error: internal error (JSONDecodeError)")

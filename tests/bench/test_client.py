@@ -123,3 +123,16 @@ async def test_closed_loop_keeps_n_requests_in_flight_until_the_window_ends():
     assert peak == 3 and 6 <= len(records) < 100 and all(r.ok for r in records)
     assert [r.arrival_s for r in records] == sorted(r.arrival_s for r in records)
     assert all(r.arrival_s < 0.4 and abs(r.sent_s - r.arrival_s) < 0.05 for r in records)
+
+
+async def test_the_stacks_operator_key_is_sent():
+    seen: list[str | None] = []
+
+    async def handler(request):
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(200, content=_stream_body(), headers={"content-type": "text/event-stream"})
+
+    client = LoadClient("http://gw", "model-x", Prompts(), seed=0, transport=httpx.MockTransport(handler),
+                        api_key="bench-operator-key")
+    await client.run_open(_requests([0.0]), window_s=0.1, drain_s=5)
+    assert seen == ["Bearer bench-operator-key"]

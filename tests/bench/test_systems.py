@@ -39,8 +39,10 @@ def test_malformed_options_are_refused_with_the_name(bad):
 
 def test_the_options_reach_the_worker_as_json(tmp_path: Path):
     cfg = PROFILES["fastserve"]
-    env = stack_config(cfg, "infercept+fastserve:starvation_s=0.3", tmp_path, engine_settings(cfg, SIZING),
-                       tmp_path).worker_env
+    stack = stack_config(cfg, "infercept+fastserve:starvation_s=0.3", tmp_path, engine_settings(cfg, SIZING),
+                         tmp_path, operator_key="bench-operator-key")
+    assert stack.gateway_env["AUGSERVE_OPERATOR_API_KEYS"] == "bench-operator-key"  # its plans need that scope
+    env = stack.worker_env
     assert env["AUGSERVE_SCHEDULER"] == "fastserve"
     assert json.loads(env["AUGSERVE_SCHEDULER_OPTIONS"]) == {"starvation_s": 0.3}
     assert env["AUGSERVE_MAX_NUM_SEQS"] == "2"  # the profile's few running slots

@@ -4,6 +4,8 @@ worker stops holding it long before its planned tokens could have been generated
 
 from __future__ import annotations
 
+import json
+import socket
 import time
 import urllib.request
 
@@ -70,3 +72,28 @@ def test_a_request_paused_at_a_call_is_dropped_without_waiting_for_the_call(stac
         return True
 
     assert _leave_and_wait_until_freed(stack, body, paused) < call_s
+
+
+def test_a_client_leaving_a_non_streaming_request_frees_the_engine(stack):
+    """No byte has gone back to the client yet: the gateway learns it left only from the
+    disconnect (gateway/disconnect.py), and the engine's in-flight count returns to its value
+    from before the request."""
+    inflight_before = stack.worker_status().get("inflight", 0)
+    before = _cancelled_count(stack.cfg.engine_metrics_port)
+    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Count slowly."}], "temperature": 0,
+                       "plan": {"segments": [{"generate_tokens": PLANNED_TOKENS}]}}).encode()
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", stack.cfg.gateway_port), timeout=30) as sock:
+        sock.sendall(head + body)
+        deadline = time.monotonic() + 30
+        while stack.worker_status().get("inflight", 0) <= inflight_before:  # the heartbeat shows it running
+            assert time.monotonic() < deadline, "the request never reached the engine"
+            time.sleep(0.1)
+    left_at = time.monotonic()
+    while (_cancelled_count(stack.cfg.engine_metrics_port) < before + 1
+           or stack.worker_status().get("inflight", 0) != inflight_before):
+        assert time.monotonic() - left_at < BOUND_S, ("the engine still serves the abandoned request",
+                                                      stack.worker_status())
+        time.sleep(0.2)
+    assert time.monotonic() - left_at < PLANNED_TOKENS / 100

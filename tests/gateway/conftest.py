@@ -3,7 +3,8 @@ worker that reads EngineRequests from the request stream and writes output event
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+import redis
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
@@ -21,8 +23,14 @@ from gateway.app import create_app
 from gateway.prompts import load_tokenizer
 from gateway.settings import GatewaySettings
 from stack.models import build_tiny
+from stack.processes import Service, free_port, python_module
 
 MODEL = "SmolLM2-135M-Instruct"
+KEY = "sk-server-test-key"
+OPERATOR_KEY = "sk-server-operator-key"
+"""The real gateway process's keys (`server`): a plain one and an operator one."""
+SLOW_CLIENT_TIMEOUT_S = 1.0
+"""That gateway's header and body deadlines (10 s and 30 s by default)."""
 MAX_MODEL_LEN = 512
 
 
@@ -40,10 +48,61 @@ def tokenizer(tiny_model) -> Any:
 def make_settings(redis_server, tiny_model) -> Callable[..., GatewaySettings]:
     def make(**overrides: Any) -> GatewaySettings:
         fields = {"redis_url": redis_server, "model_path": tiny_model, "max_model_len": MAX_MODEL_LEN,
-                  "default_max_tokens": 32, "request_timeout_s": 30.0, **overrides}
+                  "default_max_tokens": 32, "request_timeout_s": 30.0,
+                  "allowed_hosts": ["gateway"], **overrides}
         return GatewaySettings(_env_file=None, **fields)
 
     return make
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def server(redis_server, tiny_model, tmp_path_factory) -> Iterator[str]:
+    """`python -m gateway` as a real process (uvicorn, real sockets) on the session's Redis; no engine
+    worker: a test plays its side (tests/gateway/test_server.py Engine)."""
+    port = free_port()
+    service: Service = python_module("gateway", "gateway", env={
+        "AUGSERVE_REDIS_URL": redis_server, "AUGSERVE_MODEL_PATH": str(tiny_model), "AUGSERVE_PORT": str(port),
+        "AUGSERVE_API_KEYS": KEY, "AUGSERVE_OPERATOR_API_KEYS": OPERATOR_KEY, "AUGSERVE_ENV": "production",
+        "HF_HUB_OFFLINE": "1",
+        "AUGSERVE_HEADER_TIMEOUT_S": str(SLOW_CLIENT_TIMEOUT_S), "AUGSERVE_BODY_TIMEOUT_S": str(SLOW_CLIENT_TIMEOUT_S)})
+    service.start(tmp_path_factory.mktemp("gateway-logs"))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        service.wait_until(lambda: _healthy(url), 180, "/health")  # a loaded machine: tokenizer load
+        yield url
+    finally:
+        service.stop()
+
+
+class Engine:
+    """The engine worker's side for the real gateway process (`server`), over a blocking client."""
+
+    def __init__(self, url: str) -> None:
+        self.redis = redis.Redis.from_url(url, decode_responses=True)
+        self.last_id = self.redis.xinfo_stream(ENGINE_REQUEST_STREAM)["last-generated-id"] \
+            if self.redis.exists(ENGINE_REQUEST_STREAM) else "0-0"
+
+    def next_request(self, timeout_s: float = 10) -> EngineRequest:
+        reply = self.redis.xread({ENGINE_REQUEST_STREAM: self.last_id}, count=1, block=int(timeout_s * 1000))
+        assert reply, "no request reached the engine stream"
+        self.last_id, fields = reply[0][1][0]
+        return self.parse(fields)
+
+    @staticmethod
+    def parse(fields: dict[str, str]) -> EngineRequest:
+        return EngineRequest.model_validate_json(fields["request"])
+
+    def emit(self, request_id: str, *events) -> None:
+        for event in events:
+            self.redis.xadd(output_stream(request_id), {"event": OutputEnvelope(event=event).model_dump_json()})
 
 
 class FakeEngine:

@@ -36,7 +36,7 @@ async def test_request_lands_on_the_engine_stream_templated_and_tokenized(gw, to
     assert req.request_id.startswith("chatcmpl-") and req.model == MODEL
     assert req.sampling.max_tokens == 17 and req.sampling.temperature == 0.5 and req.sampling.top_p == 0.9
     assert req.sampling.seed == 3 and req.sampling.stop_token_ids == [tokenizer.eos_token_id]
-    assert req.program_id == "prog-1" and req.server_tools == [] and req.client_tools == []
+    assert req.program_id == "local/prog-1" and req.server_tools == [] and req.client_tools == []
     assert req.forced_tool is None and req.plan is None and req.arrival_time > 0
     await gw.engine.emit(req.request_id, delta("Hello"), delta(" there"), final("Hello there"))
     response = await task
@@ -72,7 +72,7 @@ async def test_max_completion_tokens_and_program_id_header(gw):
     task = asyncio.create_task(gw.http.post("/v1/chat/completions", json=chat_body(max_completion_tokens=9),
                                             headers={"X-Program-Id": "agent-7"}))
     req = await gw.engine.next_request()
-    assert req.sampling.max_tokens == 9 and req.program_id == "agent-7"
+    assert req.sampling.max_tokens == 9 and req.program_id == "local/agent-7"  # namespaced: gateway/auth.py
     await gw.engine.emit(req.request_id, final())
     assert (await task).status_code == 200
 
@@ -162,7 +162,7 @@ async def test_streaming_through_the_openai_client(gw):
 
     task = asyncio.create_task(consume())
     req = await gw.engine.next_request()
-    assert req.program_id == "p"
+    assert req.program_id == "local/p"
     await gw.engine.emit(req.request_id, delta("Hel"), InterceptionEvent(record=record_), delta("lo"),
                          final("Hello", completion_tokens=2, interceptions=[record_]))
     chunks = await task

@@ -27,7 +27,7 @@ async def _registry(redis) -> None:
     await redis.hset(WORKERS_HASH, mapping={w: json.dumps({"worker_id": w, "inflight": n, "heartbeat_at": now - age})
                                             for w, (n, age) in WORKERS.items()})
     for program, worker in HOLDERS.items():
-        await redis.set(program_holder(program), worker, ex=600)
+        await redis.set(program_holder(f"local/{program}"), worker, ex=600)  # as the anonymous caller names it
 
 
 async def _landing(gw, program: str | None, *, header: bool = False) -> str:
@@ -46,7 +46,7 @@ async def _landing(gw, program: str | None, *, header: bool = False) -> str:
     assert reply, "the request reached no request stream"
     stream, [(_, fields)] = reply[0]
     request = EngineRequest.model_validate_json(fields["request"])
-    assert request.program_id == program
+    assert request.program_id == (None if program is None else f"local/{program}")  # the caller's namespace
     await gw.engine.emit(request.request_id, final().model_copy(update={"worker_id": "holder"}))
     response = await task
     assert response.status_code == 200, response.text

@@ -78,8 +78,11 @@ async def test_metrics_count_requests_durations_ttft_and_inflight(gw):
     assert _sample("augserve_gateway_requests_total", route="unmatched", status="404") >= 1
 
 
+OPERATOR_KEY = "sk-operator-key-789"
+
+
 async def test_api_keys(start_gateway):
-    gw = await start_gateway(api_keys=[KEY, "sk-other-key-456"])
+    gw = await start_gateway(api_keys=[KEY, "sk-other-key-456"], operator_api_keys=[OPERATOR_KEY])
     body = {"model": MODEL, "messages": [{"role": "user", "content": "x"}]}
     missing = await gw.http.post("/v1/chat/completions", json=body)
     error = assert_openai_error(missing, 401, "missing API key", "Authorization: Bearer")
@@ -90,9 +93,13 @@ async def test_api_keys(start_gateway):
     # Auth comes first: a bad body without a key is still a 401.
     assert_openai_error(await gw.http.post("/v1/chat/completions", content=b"{"), 401, "missing API key")
     assert await gw.engine.queued() == 0
-    # /health and /metrics stay open for probes and Prometheus.
+    # /health stays open for probes; /metrics and the API docs need an operator key.
     assert (await gw.http.get("/health")).status_code == 200
-    assert (await gw.http.get("/metrics")).status_code == 200
+    for page in ("/metrics", "/openapi.json", "/docs"):
+        assert_openai_error(await gw.http.get(page), 401, "missing API key")
+        plain = await gw.http.get(page, headers={"Authorization": f"Bearer {KEY}"})
+        assert assert_openai_error(plain, 403, "operator key")["code"] == "insufficient_scope"
+        assert (await gw.http.get(page, headers={"Authorization": f"Bearer {OPERATOR_KEY}"})).status_code == 200
     # The openai client's api_key works, each configured key does.
     assert [m.id for m in (await gw.openai(api_key=KEY).models.list()).data] == [MODEL]
     task = asyncio.create_task(gw.http.post("/v1/chat/completions", json=body,

@@ -110,6 +110,9 @@ async def test_bad_chat_request(gw, body, status, param, needles):
     assert await gw.engine.queued() == 0
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 async def test_malformed_json(gw):
     response = await gw.http.post("/v1/chat/completions", content=b'{"model": "x", "messages": [',
                                   headers={"Content-Type": "application/json"})
@@ -118,7 +121,7 @@ async def test_malformed_json(gw):
 
 
 async def test_empty_body(gw):
-    assert_openai_error(await gw.http.post("/v1/chat/completions", content=b""), 400, "not valid JSON")
+    assert_openai_error(await gw.http.post("/v1/chat/completions", content=b"", headers=JSON), 400, "not valid JSON")
 
 
 async def test_unknown_model_is_404(gw):
@@ -183,7 +186,7 @@ async def test_body_over_the_limit_by_bytes_read(start_gateway):
             sent.append(1)
             yield b" " * 1000
 
-    response = await gw.http.post("/v1/chat/completions", content=chunks())
+    response = await gw.http.post("/v1/chat/completions", content=chunks(), headers=JSON)
     assert "content-length" not in response.request.headers
     assert_openai_error(response, 413, "limit of 4096 bytes")
     assert await gw.engine.queued() == 0
