@@ -8,6 +8,7 @@ from opentelemetry import trace
 from common import tracing
 from gateway.deps import Ticket
 from gateway.engine import EngineClient
+from gateway.errors import ApiError
 from gateway.engine_request import admitted_max_tokens, build_engine_request
 from gateway.prompts import Prompt, PromptRenderer
 from gateway.protocol import GenerationFields
@@ -20,6 +21,9 @@ async def generate(*, ticket: Ticket, body: GenerationFields, prompt: Prompt, pr
                    fmt: ResponseFormat, engine: EngineClient, renderer: PromptRenderer,
                    settings: GatewaySettings, program_id: str | None,
                    traceparent: str | None) -> JSONResponse | StreamingResponse:
+    conflict = body.conflict()
+    if conflict is not None:
+        raise ApiError(400, conflict[1], code="invalid_request", param=conflict[0])
     max_tokens = admitted_max_tokens(body, len(prompt.token_ids), max_model_len=settings.max_model_len,
                                      default_max_tokens=settings.default_max_tokens, prompt_param=prompt_param)
     trace.get_current_span().set_attributes({
@@ -29,13 +33,24 @@ async def generate(*, ticket: Ticket, body: GenerationFields, prompt: Prompt, pr
         "augserve.prompt_tokens": len(prompt.token_ids)})
     # The engine's spans are children of this request's span (FastAPI's, when traces are on);
     # with traces off the client's own traceparent, if any, is passed on unchanged.
-    request = build_engine_request(request_id=ticket.request_id, body=body, prompt=prompt, max_tokens=max_tokens,
-                                   eos_token_ids=renderer.eos_token_ids, program_id=program_id,
-                                   traceparent=tracing.current_traceparent() or traceparent)
-    await engine.submit(request)
+    parent = tracing.current_traceparent() or traceparent
+    # n choices are n engine requests: each its own session, pausing and resuming on its own.
+    requests = [build_engine_request(request_id=choice_request_id(ticket.request_id, i), body=body, prompt=prompt,
+                                     max_tokens=max_tokens, eos_token_ids=renderer.eos_token_ids,
+                                     program_id=program_id, traceparent=parent, vocab_size=renderer.vocab_size,
+                                     choice_index=i)
+                for i in range(body.choices)]
+    for request in requests:
+        await engine.submit(request)
     return await respond(
-        engine.events(ticket.request_id, settings.request_timeout_s), fmt,
+        [engine.events(r.request_id, settings.request_timeout_s) for r in requests], fmt,
         Exchange(request_id=ticket.request_id, model=settings.model_id, created=ticket.created,
-                 prompt_token_ids=prompt.token_ids if body.return_token_ids else None),
+                 prompt_token_ids=prompt.token_ids if body.return_token_ids else None,
+                 prompt_tokens=len(prompt.token_ids)),
         stream=body.stream, include_usage=body.include_usage, started=ticket.started,
     )
+
+
+def choice_request_id(request_id: str, index: int) -> str:
+    """Choice 0 runs under the request's own id (X-Request-Id); choice i under `<id>-<i>`."""
+    return request_id if index == 0 else f"{request_id}-{index}"
