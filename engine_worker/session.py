@@ -265,8 +265,10 @@ class RequestSession:
                 if completion.token_ids:
                     seg_tokens.extend(completion.token_ids)
                     seg_text += completion.text
-                    delta = self._delta(segment_index, seg_text, completion.token_ids, logprobs_of(completion, self.request.sampling.logprobs))
-                    if ends or self._stops.end is not None:  # published with the event that says how the segment ended
+                    delta = self._delta(segment_index, seg_text, completion.token_ids,
+                                        logprobs_of(completion, req.sampling.logprobs))
+                    # A segment's last delta is published with the event that says how it ended.
+                    if ends or self._stops.end is not None:
                         self._held.append(delta)
                     else:
                         await self._emit(delta)

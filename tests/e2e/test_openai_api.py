@@ -11,10 +11,8 @@ import jsonschema
 import openai
 import pytest
 
-MODEL = "SmolLM2-135M-Instruct"
-CALCULATOR = {"type": "function", "function": {
-    "name": "calculator", "description": "Evaluates an arithmetic expression.",
-    "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}}}
+from tests.e2e.test_openai_client import CALCULATOR, MODEL
+
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather in a city.",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"},
