@@ -71,12 +71,46 @@ class Plan(Frozen):
         return sum(s.return_tokens or 0 for s in self.segments)
 
 
+class StructuredOutput(Frozen):
+    """A constraint on generated text, applied by vLLM's structured-output backend (exactly one
+    field set, as vLLM's StructuredOutputsParams wants)."""
+
+    json_schema: dict[str, Any] | None = None
+    json_object: bool | None = None
+    regex: str | None = None
+    choice: list[str] | None = None
+    grammar: str | None = None
+    compact: bool = False
+    """No free whitespace between JSON tokens (small models otherwise pad with newlines)."""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> StructuredOutput:
+        set_ = [n for n in ("json_schema", "json_object", "regex", "choice", "grammar") if getattr(self, n) is not None]
+        if len(set_) != 1:
+            raise ValueError(f"exactly one constraint must be set (got {set_ or 'none'})")
+        return self
+
+
 class SamplingConfig(Frozen):
     max_tokens: int
     temperature: float = 1.0
     top_p: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
     seed: int | None = None
     stop_token_ids: list[int] = Field(default_factory=list)
+    stop: list[str] = Field(default_factory=list)
+    """Stop strings, matched by the worker on the text the client sees, over every segment
+    (vLLM refuses them in sessions)."""
+    include_stop_str_in_output: bool = False
+    logprobs: int | None = None
+    """None: no logprobs; k >= 0: the sampled token's logprob and the k most likely tokens'."""
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repetition_penalty: float = 1.0
+    logit_bias: dict[int, float] = Field(default_factory=dict)
+    structured: StructuredOutput | None = None
+    """Constrains the answer (response_format, structured_outputs): never a forced call's arguments."""
 
 
 class ToolCall(Frozen):
@@ -100,6 +134,12 @@ class EngineRequest(Frozen):
     """Declared tools the client executes: calls to them end the request with `tool_calls`."""
     forced_tool: str | None = None
     """tool_choice naming one tool: the first assistant turn is made to call it."""
+    forced_call_schema: dict[str, Any] | None = None
+    """The JSON schema the forced call's text after the server's prefix is generated under
+    (constrained decoding): the named tool's parameters, or for tool_choice "required" over
+    several tools, any one of the {"name", "arguments"} objects. None: unconstrained."""
+    parallel_tool_calls: bool = True
+    """Several client-side calls in one turn are all returned (False: only the first)."""
     plan: Plan | None = None
     arrival_time: float
     program_id: str | None = None
@@ -159,12 +199,28 @@ class Usage(Frozen):
     total_tokens: int
 
 
+class TopLogprob(Frozen):
+    token: str
+    logprob: float
+
+
+class TokenLogprob(Frozen):
+    """One generated token's logprob, with the most likely alternatives at its position."""
+
+    token: str
+    logprob: float
+    top_logprobs: list[TopLogprob] = Field(default_factory=list)
+
+
 class DeltaEvent(Frozen):
     type: Literal["delta"] = "delta"
     text: str
-    """Text the client sees next (may be empty: tokens of a tool call are not shown)."""
+    """Text the client sees next (may be empty: tokens of a tool call are not shown, and text
+    that may be the start of a stop string is held back)."""
     token_ids: list[int]
     """The tokens generated since the previous delta."""
+    logprobs: list[TokenLogprob] | None = None
+    """One per token of `token_ids`, when the request asked for logprobs."""
 
 
 class CallEvent(Frozen):
@@ -211,6 +267,8 @@ class FinalEvent(Frozen):
     """Calls to client-side tools (finish_reason "tool_calls")."""
     worker_id: str | None = None
     """The engine worker that served the request (the response's `system_fingerprint`)."""
+    logprobs: list[TokenLogprob] | None = None
+    """One per token of `token_ids`, when the request asked for logprobs."""
 
 
 class ErrorEvent(Frozen):

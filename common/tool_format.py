@@ -132,3 +132,16 @@ def parse_tool_call(turn_text: str) -> tuple[str, dict[str, Any] | str] | None:
             name = rest[1:].split('"', 1)[0]
             return name, body.strip()
     return None
+
+
+def parse_tool_calls(turn_text: str) -> list[tuple[str, dict[str, Any] | str]]:
+    """Every tool call in a turn, in order (parallel calls: one <tool_call> block each)."""
+    calls = []
+    at = turn_text.find(CALL_OPEN)
+    while at >= 0:
+        following = turn_text.find(CALL_OPEN, at + len(CALL_OPEN))
+        call = parse_tool_call(turn_text[at:] if following < 0 else turn_text[at:following])
+        if call is not None:
+            calls.append(call)
+        at = following
+    return calls

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from common.schemas import (CallEvent, DeltaEvent, ErrorEvent, FinalEvent, InterceptionEvent, InterceptionRecord,
-                            OutputEvent)
+                            OutputEvent, TokenLogprob)
 
 
 @dataclass
@@ -34,6 +34,11 @@ class Checkpoint:
     """Tokens of the segment in progress emitted so far."""
     open_text: str = ""
     """The text streamed for them."""
+    streamed: int = 0
+    """Characters of text the deltas carried, over every segment (the visible text less what is
+    held back as the possible start of a stop string)."""
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    """The logprobs the deltas carried, one per token emitted, when the request asked for them."""
     pending: CallEvent | None = None
     """The call the request is paused at, whose result is not in the stream yet."""
     ended: bool = False
@@ -55,6 +60,8 @@ def replay(events: Iterable[OutputEvent]) -> Checkpoint:
         elif isinstance(event, DeltaEvent):
             cp.open_tokens += event.token_ids
             cp.open_text += event.text
+            cp.streamed += len(event.text)
+            cp.logprobs += event.logprobs or []
         elif isinstance(event, CallEvent):
             cp.generated += cp.open_tokens
             cp.context_tail += cp.open_tokens

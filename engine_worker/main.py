@@ -189,10 +189,16 @@ class EngineWorker:
             traced.fail(exc)
             metrics.requests_total.labels(self.settings.worker_id, "cancelled").inc()
         except Exception as exc:
-            log.exception("request %s failed", rid)
+            refused = _refused_by_vllm(exc)
+            if refused:
+                log.info("request %s refused by vLLM: %s", rid, exc)
+            else:
+                log.exception("request %s failed", rid)
             traced.fail(exc)
+            error = (ErrorEvent(status=400, code="invalid_request", message=f"the engine refused the request: {exc}")
+                     if refused else ErrorEvent(status=500, code="engine_error", message=f"engine error: {exc}"))
             try:
-                await self._out.emit(rid, ErrorEvent(status=500, code="engine_error", message=f"engine error: {exc}"))
+                await self._out.emit(rid, error)
             except OUTAGE_ERRORS:
                 # Redis is gone past the retries: so is the gateway's view of this request, which
                 # ends it with its own 503 (gateway/engine.py).
@@ -344,3 +350,11 @@ class EngineWorker:
                 await self._heartbeat_once()
             except OUTAGE_ERRORS as exc:
                 log.warning("heartbeat failed: %s", exc)
+
+
+def _refused_by_vllm(exc: Exception) -> bool:
+    """vLLM's own verdict that the request is bad (e.g. a grammar its backend cannot compile):
+    the client's fault, a 400, not an engine failure."""
+    from vllm.exceptions import VLLMClientError
+
+    return isinstance(exc, VLLMClientError)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.schemas import API_KINDS, EngineRequest, FinishReason, ToolCall
-from common.tool_format import parse_tool_call
+from common.tool_format import parse_tool_calls
 
 MAX_INTERCEPTIONS = 64
 """A request whose model keeps calling tools ends with finish_reason "length" past this."""
@@ -64,16 +64,23 @@ def chat_outcome(
     interceptions_so_far: int,
 ) -> SegmentOutcome:
     """Reads the model's finished turn. `turn_text` includes any server-written forced prefix."""
-    call = parse_tool_call(turn_text) if (request.server_tools or request.client_tools) else None
-    if call is not None:
-        name, arguments = call
+    calls = parse_tool_calls(turn_text) if (request.server_tools or request.client_tools) else []
+    if calls:
+        name, arguments = calls[0]
         if name in request.server_tools:
             if interceptions_so_far >= MAX_INTERCEPTIONS or budget_left <= 0:
                 return Finish("length")
             return api_for_tool(name, arguments)
         if name in request.client_tools:
-            args_text = arguments if isinstance(arguments, str) else json.dumps(arguments)
-            return Finish("tool_calls", (ToolCall(id=new_call_id(), name=name, arguments=args_text),))
+            # Parallel calls: the client runs every client-side call the turn makes, up to the
+            # first one that is not (a server-side call would need the server, later).
+            client = []
+            for name, arguments in calls if request.parallel_tool_calls else calls[:1]:
+                if name not in request.client_tools:
+                    break
+                client.append(ToolCall(id=new_call_id(), name=name,
+                                       arguments=arguments if isinstance(arguments, str) else json.dumps(arguments)))
+            return Finish("tool_calls", tuple(client))
     if engine_finish == "length" or budget_left <= 0:
         return Finish("length")
     return Finish("stop")

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from common.redis_retry import OUTAGE_ERRORS, retry_async
 from common.schemas import (
     CallEvent, DeltaEvent, EngineRequest, FinalEvent, InterceptionEvent, InterceptionRecord, OutputEvent,
-    ToolResult, Usage,
+    TokenLogprob, ToolResult, Usage,
 )
 from common.recompute import recomputed_tokens
 from common.tool_format import CALL_CLOSE, CALL_OPEN, tool_result_parts, visible_text
@@ -37,12 +37,16 @@ from engine_worker.policies.output_length import OutputLengthHistory
 from engine_worker.checkpoint import Checkpoint
 from engine_worker.segments import CallApi, Finish, chat_outcome, new_call_id, plan_outcome
 from engine_worker.spans import SessionSpans
+from engine_worker.stop_strings import StopScan
 from engine_worker.tokens import TokenCodec
+from engine_worker.vllm_params import logprobs_of, structured_params
 
 log = logging.getLogger(__name__)
 
 FORCED_CALL_MAX_TOKENS = 96
 """A forced call's arguments get at most this many tokens; the rest of the budget is the answer's."""
+CONSTRAINED_CALL_MAX_TOKENS = 256
+"""The same, for a call generated under its schema (the JSON is whole, so it may be longer)."""
 
 PRIORITY_EPOCH = 1.7e9
 """Subtracted from arrival times so vLLM priorities (milliseconds) stay small integers."""
@@ -71,6 +75,7 @@ class _Progress:
     generated: list[int] = field(default_factory=list)
     visible: list[str] = field(default_factory=list)
     interceptions: list[InterceptionRecord] = field(default_factory=list)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
 
 
 class RequestSession:
@@ -107,10 +112,14 @@ class RequestSession:
         """This worker's reply stream: where the results of the calls it sends come."""
         self._held: list[OutputEvent] = []
         """Events to publish together with the next one (a segment's last delta, with its end)."""
+        self._stops = StopScan(request.sampling.stop, request.sampling.include_stop_str_in_output)
+        self._shown = 0
+        """Characters of the request's visible text streamed so far (over every segment)."""
         self._checkpoint = checkpoint
         if checkpoint is not None:
             self._progress = _Progress(list(checkpoint.generated), list(checkpoint.visible),
-                                       list(checkpoint.interceptions))
+                                       list(checkpoint.interceptions), list(checkpoint.logprobs))
+            self._shown = checkpoint.streamed
             self._context += checkpoint.context_tail
             self._segment_start = len(checkpoint.generated)
 
@@ -125,7 +134,7 @@ class RequestSession:
 
     def _find_forced_prefix(self) -> str:
         """The forced-call text the gateway put at the end of the prompt (see tool_format)."""
-        if self.request.forced_tool is None:
+        if self.request.forced_tool is None and self.request.forced_call_schema is None:
             return ""
         tail = self._codec.decode(self.request.prompt_token_ids[-96:])
         at = tail.rfind(CALL_OPEN)
@@ -147,20 +156,33 @@ class RequestSession:
 
         s = self.request.sampling
         room = self._max_model_len - context_len - generated
+        structured = None
         if self.request.plan is not None:
             max_tokens, ignore_eos, stops = self.request.plan.segments[segment_index].generate_tokens, True, []
         else:
             max_tokens, ignore_eos, stops = self._budget_left(), False, list(s.stop_token_ids)
-            if segment_index == 0 and self._forced_prefix:
+            if self._in_forced_call(segment_index) and self.request.forced_call_schema is not None:
+                # The grammar ends the call (only end-of-turn is allowed once its JSON is whole).
+                max_tokens = min(max_tokens, CONSTRAINED_CALL_MAX_TOKENS)
+                structured = structured_params(json_schema=self.request.forced_call_schema, compact=True)
+            elif self._in_forced_call(segment_index):
                 max_tokens = min(max_tokens, FORCED_CALL_MAX_TOKENS)
                 stops += sorted(self._forced_call_stops())
+            elif s.structured is not None:
+                structured = structured_params(**s.structured.model_dump())
         max_tokens -= generated  # _budget_left counts the ended segments only
         return SamplingParams(
             max_tokens=max(1, min(max_tokens, room)), temperature=s.temperature, top_p=s.top_p,
-            seed=s.seed, ignore_eos=ignore_eos, stop_token_ids=stops,
+            top_k=s.top_k, min_p=s.min_p, seed=s.seed, ignore_eos=ignore_eos, stop_token_ids=stops,
+            presence_penalty=s.presence_penalty, frequency_penalty=s.frequency_penalty,
+            repetition_penalty=s.repetition_penalty, logit_bias=dict(s.logit_bias) or None,
+            logprobs=s.logprobs, structured_outputs=structured,
             output_kind=RequestOutputKind.DELTA,
             extra_args={"kv_transfer_params": self._kv_transfer_params(), REQUEST_INFO: self._scheduling_info(segment_index)},
         )
+
+    def _in_forced_call(self, segment_index: int) -> bool:
+        return segment_index == 0 and bool(self._forced_prefix)
 
     def _scheduling_info(self, segment_index: int) -> dict:
         """What the queue-order policy knows about this request beyond what vLLM tracks
@@ -211,13 +233,17 @@ class RequestSession:
         req = self.request
         chunk_tokens, segment_index = list(req.prompt_token_ids), 0
         seg_tokens: list[int] = []
-        seg_text, shown = "", 0
+        seg_text = ""
         final: FinalEvent | None = None
         if self._checkpoint is not None:
-            segment_index, seg_tokens, seg_text, shown, final = await self._restore(self._checkpoint)
+            segment_index, seg_tokens, seg_text, final = await self._restore(self._checkpoint)
             chunk_tokens = self._context + seg_tokens
         while final is None:
             params = self._params(segment_index, self.context_len(), len(seg_tokens))
+            # A grammar binds to a vLLM request for its whole life: the segment after one runs
+            # as a new request over the context (prefix caching keeps that cheap).
+            grammar_bound = params.structured_outputs is not None
+            restart = False
             self._inputs = asyncio.Queue()
             resubmitted_at = time.perf_counter()
             vllm_id = self._vllm_id()
@@ -239,16 +265,25 @@ class RequestSession:
                 if completion.token_ids:
                     seg_tokens.extend(completion.token_ids)
                     seg_text += completion.text
-                    shown, delta = self._delta(segment_index, seg_text, shown, completion.token_ids)
-                    if ends:  # published with the event that says how the segment ended
+                    delta = self._delta(segment_index, seg_text, completion.token_ids,
+                                        logprobs_of(completion, req.sampling.logprobs))
+                    # A segment's last delta is published with the event that says how it ended.
+                    if ends or self._stops.end is not None:
                         self._held.append(delta)
                     else:
                         await self._emit(delta)
-                if not ends:
+                stopped = self._stops.end is not None
+                if not (ends or stopped):
                     continue
                 self._progress.generated.extend(seg_tokens)
                 self._context.extend(seg_tokens)
-                self._spans.segment_ended(len(seg_tokens), completion.finish_reason)
+                self._spans.segment_ended(len(seg_tokens), "stop" if stopped else completion.finish_reason)
+                if stopped:  # a stop string: the request ends here, and vLLM's request is aborted
+                    self._progress.visible.append(self._segment_visible(segment_index, seg_text))
+                    final = self._final(Finish("stop"))
+                    if not out.finished:
+                        await self._stream.aclose()
+                    break
                 outcome = self._outcome(segment_index, seg_text, completion.finish_reason)
                 if isinstance(outcome, CallApi):
                     appended = await self._intercept(outcome, segment_index, seg_text)
@@ -256,9 +291,13 @@ class RequestSession:
                         continuation = [seg_tokens[-1], *appended]
                         self._progress.visible.append(self._segment_visible(segment_index, seg_text))
                         segment_index += 1
-                        seg_tokens, seg_text, shown = [], "", 0
+                        seg_tokens, seg_text = [], ""
                         if self._released:  # its blocks left the pool: a new vLLM request over the context
                             chunk_tokens = list(self._context)
+                            break
+                        if grammar_bound or self._params(segment_index, self.context_len()).structured_outputs:
+                            restart, chunk_tokens = True, list(self._context)
+                            await self._stream.aclose()
                             break
                         await self._inputs.put(self._chunk(continuation, self._params(segment_index, self.context_len())))
                         self._spans.segment_started(segment_index, len(continuation))
@@ -272,25 +311,25 @@ class RequestSession:
             else:
                 if final is None:  # the engine ended the request on its own (e.g. aborted)
                     final = self._final(Finish("abort"))
-            if self._released:
+            if self._released or restart:
                 self._released = None
                 self._attempt += 1
                 self._requeued_at = None
         self._spans.close()
         return final
 
-    async def _restore(self, cp: Checkpoint) -> tuple[int, list[int], str, int, FinalEvent | None]:
+    async def _restore(self, cp: Checkpoint) -> tuple[int, list[int], str, FinalEvent | None]:
         """Where a request continued from its checkpoint starts: its segment, the open segment's
-        tokens, text and shown length, or its final event if the call it was paused at leaves no
+        tokens and text, or its final event if the call it was paused at leaves no
         room to go on. A call without a result is awaited again (same call id), its KV counted as
         discarded: this worker never had it."""
         if cp.pending is not None:
             if await self._await_call(cp.pending, self._kv_already_gone, adopted=True) is None:
-                return cp.segment_index, [], "", 0, self._final(Finish("length"))
-            return cp.segment_index + 1, [], "", 0, None
+                return cp.segment_index, [], "", self._final(Finish("length"))
+            return cp.segment_index + 1, [], "", None
         # A plan's text is what was streamed; a chat turn's may hide a tool call, so it is decoded.
         text = cp.open_text if self.request.plan is not None else self._codec.decode_text(cp.open_tokens)
-        return cp.segment_index, list(cp.open_tokens), text, len(cp.open_text), None
+        return cp.segment_index, list(cp.open_tokens), text, None
 
     async def _kv_already_gone(self, strategy: str) -> None:
         """release_kv of a call continued from a checkpoint: no vLLM request holds its context."""
@@ -360,7 +399,12 @@ class RequestSession:
 
     def _forced_turn(self, seg_text: str) -> str:
         """The forced call as written: the server's prefix, then the model's text up to where it
-        stopped (the string's closing quote, or the line's end), closed properly."""
+        stopped (the string's closing quote, or the line's end), closed properly. Generated under
+        the schema, the text is the whole arguments object (or, for "required" over several
+        tools, the whole call object)."""
+        if self.request.forced_call_schema is not None:
+            closing = "}" if self.request.forced_tool is not None else ""
+            return f"{self._forced_prefix}{seg_text.strip()}{closing}\n{CALL_CLOSE}"
         if self._forced_prefix.endswith('"'):
             value = seg_text.split('"', 1)[0]
             return f'{self._forced_prefix}{value}"}}}}\n{CALL_CLOSE}'
@@ -373,10 +417,21 @@ class RequestSession:
             return ""
         return visible_text(seg_text)
 
-    def _delta(self, segment_index: int, seg_text: str, shown: int, token_ids: list[int]) -> tuple[int, DeltaEvent]:
-        """The new tokens, with the visible text they add (none, inside a tool call)."""
-        text = self._segment_visible(segment_index, seg_text)
-        return max(shown, len(text)), DeltaEvent(text=text[shown:] if len(text) > shown else "", token_ids=list(token_ids))
+    def _visible_so_far(self, segment_index: int, seg_text: str) -> str:
+        """The request's visible text: the ended segments' shares, then the open segment's."""
+        return "".join(self._progress.visible) + self._segment_visible(segment_index, seg_text)
+
+    def _delta(self, segment_index: int, seg_text: str, token_ids: list[int],
+               logprobs: list[TokenLogprob] | None) -> DeltaEvent:
+        """The new tokens, with the visible text they add: none inside a tool call, and none
+        that may be the start of a stop string (held back until the next text tells)."""
+        if logprobs is not None:
+            self._progress.logprobs.extend(logprobs)
+        visible = self._visible_so_far(segment_index, seg_text)
+        upto = self._stops.release(visible)
+        text = visible[self._shown:upto]
+        self._shown = max(self._shown, upto)
+        return DeltaEvent(text=text, token_ids=list(token_ids), logprobs=logprobs)
 
     async def _intercept(self, call: CallApi, segment_index: int, seg_text: str) -> list[int] | None:
         """Runs one API call while paused; returns the tokens appended (or None: no room left).
@@ -440,8 +495,13 @@ class RequestSession:
         p = self._progress
         # The client's prompt plus every token the server appended: the context less what was generated.
         prompt_tokens = len(self._context) - len(p.generated)
+        text = self._stops.final("".join(p.visible))
+        if len(text) > self._shown:  # held back as a possible stop string's start: it was not one
+            self._held.append(DeltaEvent(text=text[self._shown:], token_ids=[]))
+            self._shown = len(text)
         return FinalEvent(
-            finish_reason=outcome.reason, text="".join(p.visible), token_ids=list(p.generated),
+            finish_reason=outcome.reason, text=text, token_ids=list(p.generated),
+            logprobs=list(p.logprobs) if self.request.sampling.logprobs is not None else None,
             usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=len(p.generated),
                         total_tokens=prompt_tokens + len(p.generated)),
             interceptions=list(p.interceptions), tool_calls=list(outcome.tool_calls),

@@ -7,7 +7,7 @@ import time
 from common.schemas import EngineRequest, SamplingConfig
 from gateway.errors import ApiError
 from gateway.prompts import Prompt
-from gateway.protocol import GenerationFields
+from gateway.protocol import INT64, GenerationFields
 
 
 def _too_long(message: str, param: str) -> ApiError:
@@ -37,9 +37,27 @@ def admitted_max_tokens(body: GenerationFields, prompt_tokens: int, *, max_model
     return requested
 
 
+def logit_bias(body: GenerationFields, vocab_size: int) -> dict[int, float]:
+    """The bias per token id, or a 400 naming the ids outside the vocabulary."""
+    bias = {int(k): v for k, v in (body.logit_bias or {}).items()}
+    bad = [t for t in bias if not 0 <= t < vocab_size]
+    if bad:
+        raise ApiError(400, f"logit_bias token ids {bad[:5]} are outside the vocabulary [0, {vocab_size})",
+                       code="invalid_token_ids", param="logit_bias")
+    return bias
+
+
+def choice_seed(seed: int | None, index: int) -> int | None:
+    """Choice i of n samples with seed + i (as vLLM's parallel sampling does), so the choices differ
+    and a request with a seed is repeatable."""
+    if seed is None:
+        return None
+    return seed + index if seed + index <= INT64[1] else seed - index
+
+
 def build_engine_request(*, request_id: str, body: GenerationFields, prompt: Prompt, max_tokens: int,
-                         eos_token_ids: list[int], program_id: str | None,
-                         traceparent: str | None) -> EngineRequest:
+                         eos_token_ids: list[int], program_id: str | None, traceparent: str | None,
+                         vocab_size: int, choice_index: int = 0) -> EngineRequest:
     # A plan scripts its token counts, so end-of-sequence must not cut it short.
     stop_ids = [] if body.ignore_eos or body.plan is not None else list(eos_token_ids)
     return EngineRequest(
@@ -50,12 +68,24 @@ def build_engine_request(*, request_id: str, body: GenerationFields, prompt: Pro
             max_tokens=max_tokens,
             temperature=1.0 if body.temperature is None else body.temperature,
             top_p=1.0 if body.top_p is None else body.top_p,
-            seed=body.seed,
+            top_k=body.top_k or 0,
+            min_p=body.min_p or 0.0,
+            seed=choice_seed(body.seed, choice_index),
             stop_token_ids=stop_ids,
+            stop=list(body.stop or []),
+            include_stop_str_in_output=body.include_stop_str_in_output,
+            logprobs=body.requested_logprobs,  # type: ignore[attr-defined]
+            presence_penalty=body.presence_penalty or 0.0,
+            frequency_penalty=body.frequency_penalty or 0.0,
+            repetition_penalty=body.repetition_penalty or 1.0,
+            logit_bias=logit_bias(body, vocab_size),
+            structured=body.output_constraint(),
         ),
         server_tools=prompt.server_tools,
         client_tools=prompt.client_tools,
         forced_tool=prompt.forced_tool,
+        forced_call_schema=prompt.forced_call_schema,
+        parallel_tool_calls=getattr(body, "parallel_tool_calls", None) is not False,
         plan=body.plan,
         arrival_time=time.time(),
         program_id=program_id,

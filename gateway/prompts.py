@@ -34,6 +34,30 @@ class Prompt:
     server_tools: list[str] = field(default_factory=list)
     client_tools: list[str] = field(default_factory=list)
     forced_tool: str | None = None
+    forced_call_schema: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ForcedCall:
+    """How the assistant turn is made to call a tool: the text the server starts it with, the
+    tool (None: any of the declared ones) and the schema the rest is generated under (None:
+    unconstrained)."""
+
+    prefix: str
+    tool: str | None
+    schema: dict[str, Any] | None
+
+
+def arguments_schema(tool: ToolSpec) -> dict[str, Any]:
+    """The JSON schema of a tool's arguments (an object, whatever the tool declared)."""
+    return tool.function.parameters or {"type": "object"}
+
+
+def any_call_schema(tools: list[ToolSpec]) -> dict[str, Any]:
+    """A whole call object naming one of `tools`, with that tool's arguments."""
+    return {"anyOf": [{"type": "object", "properties": {"name": {"const": t.function.name},
+                                                        "arguments": arguments_schema(t)},
+                       "required": ["name", "arguments"], "additionalProperties": False} for t in tools]}
 
 
 @lru_cache(maxsize=4)
@@ -65,21 +89,38 @@ def _turn(message: ChatMessage) -> dict[str, str]:
     return {"role": role, "content": content}
 
 
-def _forced_tool(req: ChatCompletionRequest, tools: list[ToolSpec]) -> ToolSpec | None:
+def _forced_call(req: ChatCompletionRequest, tools: list[ToolSpec]) -> ForcedCall | None:
+    """Constrained (the default), the call's JSON follows the tool's schema, so even a small
+    model writes a valid call; unconstrained, the prefix opens a lone string argument, which
+    small models fill far more reliably than whole objects."""
     choice = req.tool_choice
     names = [t.function.name for t in tools]
+    constrained = req.constrain_tool_calls
     if isinstance(choice, NamedToolChoice):
         for tool in tools:
             if tool.function.name == choice.function.name:
-                return tool
+                return _call_of(tool, constrained)
         raise ApiError(400, f"tool_choice names function {choice.function.name!r}, which is not among the "
                             f"declared tools {names}", code="invalid_tool_choice", param="tool_choice")
     if choice == "required":
-        if len(tools) != 1:
-            raise ApiError(400, f'tool_choice "required" needs exactly one declared tool (got {len(tools)}); '
-                                "name the function to call instead", code="invalid_tool_choice", param="tool_choice")
-        return tools[0]
+        if not tools:
+            raise ApiError(400, 'tool_choice "required" needs declared tools', code="invalid_tool_choice",
+                           param="tool_choice")
+        if len(tools) == 1:
+            return _call_of(tools[0], constrained)
+        if not constrained:
+            raise ApiError(400, f'tool_choice "required" needs exactly one declared tool (got {len(tools)}) '
+                                "when constrain_tool_calls is false; name the function to call instead",
+                           code="invalid_tool_choice", param="tool_choice")
+        return ForcedCall(prefix=CALL_OPEN + "\n", tool=None, schema=any_call_schema(tools))
     return None
+
+
+def _call_of(tool: ToolSpec, constrained: bool) -> ForcedCall:
+    name = tool.function.name
+    if constrained:
+        return ForcedCall(prefix=forced_call_prefix(name, None), tool=name, schema=arguments_schema(tool))
+    return ForcedCall(prefix=forced_call_prefix(name, tool.function.parameters), tool=name, schema=None)
 
 
 class PromptRenderer:
@@ -103,7 +144,7 @@ class PromptRenderer:
 
     def render_chat(self, req: ChatCompletionRequest) -> Prompt:
         tools = req.declared_tools()
-        forced = _forced_tool(req, tools)
+        forced = _forced_call(req, tools)
         turns = [_turn(m) for m in req.messages]
         if tools:
             listed = tools_system_text([t.model_dump(exclude_none=True) for t in tools])
@@ -117,16 +158,16 @@ class PromptRenderer:
         except TemplateError as exc:
             raise ApiError(400, f"the chat template rejected the messages: {exc}", param="messages") from exc
         if forced is not None:
-            prefix = forced_call_prefix(forced.function.name, forced.function.parameters)
-            text += prefix
-            token_ids += self.tokenizer.encode(prefix, add_special_tokens=False)
+            text += forced.prefix
+            token_ids += self.tokenizer.encode(forced.prefix, add_special_tokens=False)
         names = [t.function.name for t in tools]
         return Prompt(
             token_ids=token_ids,
             text=text,
             server_tools=[n for n in names if n in self.server_tool_names],
             client_tools=[n for n in names if n not in self.server_tool_names],
-            forced_tool=forced.function.name if forced else None,
+            forced_tool=forced.tool if forced else None,
+            forced_call_schema=forced.schema if forced else None,
         )
 
     def render_completion(self, req: CompletionRequest) -> Prompt:

@@ -9,8 +9,14 @@ Extension fields (send them with the openai client's `extra_body`):
 - `return_token_ids` (bool): the response also carries `prompt_token_ids` (top level: the prompt as
   the engine got it) and `choices[0].token_ids` (every generated token, over all segments).
 
+- `include_stop_str_in_output`, `top_k`, `min_p`, `repetition_penalty` (vLLM's sampling extras).
+- `structured_outputs` (vLLM's: one of json, json_object, regex, choice, grammar) and its older
+  `guided_json`/`guided_regex`/`guided_choice`/`guided_grammar` (gateway/structured.py).
+- `constrain_tool_calls` (bool, default true): a forced call (tool_choice "required" or a named
+  function) is generated under its tool's JSON schema; false writes it unconstrained.
+
 Unknown top-level fields are ignored (clients send many optional OpenAI fields); the known ones the
-engine cannot honour are refused when they would change the result (n > 1, stop strings).
+engine cannot honour are refused with a 400 naming the field, never dropped silently.
 """
 
 from __future__ import annotations
@@ -21,10 +27,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from common.schemas import Plan
+from gateway.structured import StructuredFields
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 INT64 = (-(2**63), 2**63 - 1)
 """vLLM's seed range (a torch.long)."""
+MAX_N = 16
+"""Choices one request may ask for (each is its own engine request)."""
+MAX_STOP_STRINGS = 16
+MAX_TOP_LOGPROBS = 20
 MAX_JSON_DEPTH = 64
 """Nesting allowed in a tool call's arguments: deeper is no real call, and Python's json recurses."""
 
@@ -147,7 +158,7 @@ class StreamOptions(Wire):
     include_usage: bool = False
 
 
-class GenerationFields(Wire):
+class GenerationFields(StructuredFields):
     """Fields /v1/chat/completions and /v1/completions share."""
 
     model: str
@@ -155,13 +166,20 @@ class GenerationFields(Wire):
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(gt=0, le=1)] | None = None
     seed: Annotated[int, Field(ge=INT64[0], le=INT64[1])] | None = None
-    n: Literal[1] | None = None
-    stop: str | list[str] | None = None
+    n: Annotated[int, Field(ge=1, le=MAX_N)] | None = None
+    best_of: int | None = None
+    stop: str | Annotated[list[Annotated[str, Field(max_length=256)]], Field(max_length=MAX_STOP_STRINGS)] | None = None
+    include_stop_str_in_output: bool = False
     stream: bool = False
     stream_options: StreamOptions | None = None
-    # Accepted for compatibility, not applied by the engine.
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
+    presence_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
+    frequency_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
+    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
+    # vLLM's sampling extras.
+    top_k: Annotated[int, Field(ge=-1)] | None = None
+    min_p: Annotated[float, Field(ge=0, le=1)] | None = None
+    repetition_penalty: Annotated[float, Field(gt=0, le=2)] | None = None
+    # Accepted, no effect on the output.
     user: str | None = None
     # Extensions.
     plan: Plan | None = None
@@ -171,14 +189,44 @@ class GenerationFields(Wire):
 
     @field_validator("stop")
     @classmethod
-    def _no_stop_strings(cls, stop: str | list[str] | None) -> None:
-        if stop:
-            raise ValueError("stop strings are not supported by this server")
+    def _stop_list(cls, stop: str | list[str] | None) -> list[str]:
+        stops = [stop] if isinstance(stop, str) else list(stop or [])
+        return [s for s in stops if s]  # OpenAI's clients send "" for none
+
+    @field_validator("best_of")
+    @classmethod
+    def _best_of(cls, best_of: int | None) -> int | None:
+        if best_of not in (None, 1):
+            raise ValueError("best_of > 1 is not supported by this server: ask for n choices instead")
+        return best_of
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _token_id_keys(cls, bias: dict[str, float] | None) -> dict[str, float] | None:
+        for key in bias or {}:
+            if not key.lstrip("-").isdigit():
+                raise ValueError(f"logit_bias keys are token ids (got {key!r})")
+        return bias
+
+    def conflict(self) -> tuple[str, str] | None:
+        """(field, message) for fields that are each valid but not together; None when all fit.
+        Checked by the route, so the 400 names the field (a model validator's error has none)."""
+        given = self.constraints_given()
+        if len(given) > 1:
+            return given[1], f"only one output constraint may be given (got {', '.join(given)})"
+        if self.plan is not None:
+            clashing = (["stop"] if self.stop else []) + (["n"] if self.choices > 1 else []) + given
+            if clashing:
+                return clashing[0], f"{clashing[0]} cannot be combined with plan: a plan scripts its tokens"
         return None
 
     @property
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
+
+    @property
+    def choices(self) -> int:
+        return self.n or 1
 
 
 class ChatCompletionRequest(GenerationFields):
@@ -187,6 +235,9 @@ class ChatCompletionRequest(GenerationFields):
     tools: list[ToolSpec] | None = None
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
+    logprobs: bool = False
+    top_logprobs: Annotated[int, Field(ge=0, le=MAX_TOP_LOGPROBS)] | None = None
+    constrain_tool_calls: bool = True
 
     @field_validator("tools")
     @classmethod
@@ -198,9 +249,22 @@ class ChatCompletionRequest(GenerationFields):
             seen.add(tool.function.name)
         return tools
 
+    def conflict(self) -> tuple[str, str] | None:
+        if self.top_logprobs is not None and not self.logprobs:
+            return "top_logprobs", "top_logprobs needs logprobs: true"
+        given = self.constraints_given()
+        if self.declared_tools() and given:
+            return given[0], (f"{given[0]} cannot be combined with tools (the answer could not call them): "
+                              'send tool_choice "none", or no tools')
+        return super().conflict()
+
     @property
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
+    @property
+    def requested_logprobs(self) -> int | None:
+        return (self.top_logprobs or 0) if self.logprobs else None
 
     def declared_tools(self) -> list[ToolSpec]:
         """The tools the model is told about: none at all under tool_choice "none"."""
@@ -211,7 +275,7 @@ class CompletionRequest(GenerationFields):
     prompt: str | list[int] | list[str] | list[list[int]]
     echo: bool = False
     suffix: str | None = None
-    logprobs: int | None = None
+    logprobs: Annotated[int, Field(ge=0, le=MAX_TOP_LOGPROBS)] | None = None
 
     @field_validator("prompt")
     @classmethod
@@ -224,7 +288,7 @@ class CompletionRequest(GenerationFields):
             raise ValueError("prompt is empty")
         return prompt
 
-    @field_validator("echo", "suffix", "logprobs")
+    @field_validator("echo", "suffix")
     @classmethod
     def _unsupported(cls, value: Any, info: Any) -> Any:
         if value:
@@ -234,3 +298,7 @@ class CompletionRequest(GenerationFields):
     @property
     def requested_max_tokens(self) -> int | None:
         return self.max_tokens
+
+    @property
+    def requested_logprobs(self) -> int | None:
+        return self.logprobs

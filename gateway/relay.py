@@ -7,6 +7,7 @@ arrive as an SSE `data: {"error": ...}` line, which the openai client raises as 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -57,47 +58,106 @@ def _raise(event: ErrorEvent) -> None:
     raise ApiError(status, event.message, code=event.code)
 
 
-async def respond(events: AsyncIterator[OutputEvent], fmt: ResponseFormat, ex: Exchange, *, stream: bool,
-                  include_usage: bool, started: float) -> JSONResponse | StreamingResponse:
-    events = _timed(events, started)
-    if not stream:
-        async for event in events:
-            if isinstance(event, FinalEvent):
-                return JSONResponse(fmt.response(ex, event))
-            if isinstance(event, ErrorEvent):
-                _raise(event)
-        raise ApiError(502, "the engine's output ended without a final event", code="bad_engine_event")
-    first = await anext(events, None)
-    if first is None:
-        raise ApiError(502, "the engine's output ended without a final event", code="bad_engine_event")
-    if isinstance(first, ErrorEvent):
-        _raise(first)
-    return StreamingResponse(_stream(first, events, fmt, ex, include_usage), media_type="text/event-stream",
-                             headers=SSE_HEADERS)
+async def _final_of(events: AsyncIterator[OutputEvent]) -> FinalEvent:
+    async for event in events:
+        if isinstance(event, FinalEvent):
+            return event
+        if isinstance(event, ErrorEvent):
+            _raise(event)
+    raise ApiError(502, "the engine's output ended without a final event", code="bad_engine_event")
 
 
-async def _stream(first: OutputEvent, rest: AsyncIterator[OutputEvent], fmt: ResponseFormat, ex: Exchange,
-                  include_usage: bool) -> AsyncIterator[str]:
-    opening = fmt.first_chunk(ex)
-    if opening is not None:
-        yield _sse(opening)
-    event: OutputEvent | None = first
+async def _merged(choices: list[AsyncIterator[OutputEvent]]) -> AsyncIterator[tuple[int, OutputEvent | None]]:
+    """The choices' events as they come, tagged with the choice index; (i, None) when choice i's
+    events end. One choice alone is read directly; n are read by one task each."""
+    if len(choices) == 1:
+        async for event in choices[0]:
+            yield 0, event
+        yield 0, None
+        return
+    queue: asyncio.Queue[tuple[int, OutputEvent | None | BaseException]] = asyncio.Queue()
+
+    async def pump(index: int, events: AsyncIterator[OutputEvent]) -> None:
+        try:
+            async for event in events:
+                await queue.put((index, event))
+            await queue.put((index, None))
+        except Exception as exc:  # an ApiError (timeout, Redis) reaches the client through the queue
+            await queue.put((index, exc))
+
+    tasks = [asyncio.create_task(pump(i, events)) for i, events in enumerate(choices)]
     try:
-        while event is not None:
-            if isinstance(event, DeltaEvent) and event.text:
-                yield _sse(fmt.delta_chunk(ex, event.text))
+        for _ in range(len(choices)):
+            while True:
+                index, item = await queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield index, item
+                if item is None:
+                    break
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+async def respond(choices: list[AsyncIterator[OutputEvent]], fmt: ResponseFormat, ex: Exchange, *, stream: bool,
+                  include_usage: bool, started: float) -> JSONResponse | StreamingResponse:
+    """`choices`: the events of each choice's engine request (n of them for n choices)."""
+    choices = [_timed(choices[0], started), *choices[1:]]  # the metrics time the first choice
+    if not stream:
+        if len(choices) == 1:
+            return JSONResponse(fmt.response(ex, [await _final_of(choices[0])]))
+        try:
+            async with asyncio.TaskGroup() as group:  # one failing choice fails the request, the rest cancelled
+                tasks = [group.create_task(_final_of(events)) for events in choices]
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None
+        return JSONResponse(fmt.response(ex, [t.result() for t in tasks]))
+    merged = _merged(choices)
+    first = await anext(merged)
+    if first[1] is None:
+        raise ApiError(502, "the engine's output ended without a final event", code="bad_engine_event")
+    if isinstance(first[1], ErrorEvent):
+        _raise(first[1])
+    return StreamingResponse(_stream(first, merged, fmt, ex, len(choices), include_usage),
+                             media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+async def _stream(first: tuple[int, OutputEvent | None], rest: AsyncIterator[tuple[int, OutputEvent | None]],
+                  fmt: ResponseFormat, ex: Exchange, n: int, include_usage: bool) -> AsyncIterator[str]:
+    for index in range(n):
+        opening = fmt.first_chunk(ex, index)
+        if opening is not None:
+            yield _sse(opening)
+    finals: dict[int, FinalEvent] = {}
+    sent = [0] * n
+    """Text sent per choice (the completions logprobs' text_offset)."""
+    item: tuple[int, OutputEvent | None] | None = first
+    try:
+        while item is not None:
+            index, event = item
+            if isinstance(event, DeltaEvent) and (event.text or event.logprobs):
+                yield _sse(fmt.delta_chunk(ex, index, event, sent[index]))
+                sent[index] += len(event.text)
             elif isinstance(event, FinalEvent):
-                yield _sse(fmt.finish_chunk(ex, event))
-                if include_usage:
-                    yield _sse(fmt.usage_chunk(ex, event))
-                break
+                finals[index] = event
+                yield _sse(fmt.finish_chunk(ex, index, event))
+                if len(finals) == n:
+                    if include_usage:
+                        yield _sse(fmt.usage_chunk(ex, [finals[i] for i in range(n)]))
+                    break
             elif isinstance(event, ErrorEvent):
                 yield _sse(error_body(event.status, event.message, code=event.code))
                 break
+            elif event is None and index not in finals:
+                yield _sse(error_body(502, "the engine's output ended without a final event", code="bad_engine_event"))
+                break
             # InterceptionEvents need no chunk: the finish chunk lists every interception.
-            event = await anext(rest, None)
+            item = await anext(rest, None)
         else:
             yield _sse(error_body(502, "the engine's output ended without a final event", code="bad_engine_event"))
     except ApiError as exc:
         yield _sse(exc.body())
+    finally:
+        await rest.aclose()
     yield _sse("[DONE]")

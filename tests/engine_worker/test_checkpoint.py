@@ -64,3 +64,14 @@ def test_two_calls_keep_context_order_generated_then_appended():
 @pytest.mark.parametrize("last", [FINAL, ErrorEvent(status=500, code="engine_error", message="boom")])
 def test_a_final_or_error_event_ends_it(last):
     assert replay([delta("a", 1), last]).ended
+
+
+def test_streamed_text_and_logprobs_count_over_every_segment():
+    """A survivor resumes the stop-string scan where the stream stood (text held back as a
+    possible stop string's start was never streamed) and keeps the logprobs already sent."""
+    from common.schemas import TokenLogprob
+
+    lp = [TokenLogprob(token="a", logprob=-0.1)]
+    cp = replay([DeltaEvent(text="ab", token_ids=[1], logprobs=lp), call("c1", "ab O", 1), result("c1", 9),
+                 DeltaEvent(text="", token_ids=[2], logprobs=lp)])
+    assert cp.streamed == 2 and cp.visible == ["ab O"] and cp.logprobs == lp + lp

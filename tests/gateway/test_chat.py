@@ -99,13 +99,38 @@ async def test_registered_http_api_is_a_server_tool(start_gateway):
     assert (await task).status_code == 200
 
 
-async def test_named_tool_choice_forces_the_call_prefix(gw, tokenizer):
+async def test_named_tool_choice_forces_the_call_under_the_tools_schema(gw, tokenizer):
     task = asyncio.create_task(gw.http.post("/v1/chat/completions", json=chat_body(
         tools=[WEATHER, CALCULATOR], tool_choice={"type": "function", "function": {"name": "get_weather"}})))
     req = await gw.engine.next_request()
     assert req.forced_tool == "get_weather"
+    assert req.forced_call_schema == WEATHER["function"]["parameters"]  # the arguments are generated under it
+    prefix = forced_call_prefix("get_weather", None)
+    assert tokenizer.decode(req.prompt_token_ids).endswith("<|im_start|>assistant\n" + prefix)
+    await gw.engine.emit(req.request_id, final())
+    assert (await task).status_code == 200
+
+
+async def test_unconstrained_named_tool_choice_opens_the_lone_string_argument(gw, tokenizer):
+    task = asyncio.create_task(gw.http.post("/v1/chat/completions", json=chat_body(
+        tools=[WEATHER, CALCULATOR], tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        constrain_tool_calls=False)))
+    req = await gw.engine.next_request()
+    assert req.forced_tool == "get_weather" and req.forced_call_schema is None
     prefix = forced_call_prefix("get_weather", WEATHER["function"]["parameters"])
     assert tokenizer.decode(req.prompt_token_ids).endswith("<|im_start|>assistant\n" + prefix)
+    await gw.engine.emit(req.request_id, final())
+    assert (await task).status_code == 200
+
+
+async def test_required_over_several_tools_constrains_a_whole_call_to_any_of_them(gw, tokenizer):
+    task = asyncio.create_task(gw.http.post("/v1/chat/completions", json=chat_body(
+        tools=[WEATHER, CALCULATOR], tool_choice="required")))
+    req = await gw.engine.next_request()
+    assert req.forced_tool is None
+    names = [branch["properties"]["name"]["const"] for branch in req.forced_call_schema["anyOf"]]
+    assert names == ["get_weather", "calculator"]
+    assert tokenizer.decode(req.prompt_token_ids).endswith("<|im_start|>assistant\n<tool_call>\n")
     await gw.engine.emit(req.request_id, final())
     assert (await task).status_code == 200
 

@@ -82,8 +82,16 @@ def test_client_tool_loop_renders_calls_and_results(renderer):
 def test_forced_tool_prefix_follows_the_generation_prompt(renderer):
     prompt = render(renderer, [{"role": "user", "content": "Hi"}], tools=[WEATHER],
                     tool_choice={"type": "function", "function": {"name": "get_weather"}})
-    prefix = forced_call_prefix("get_weather", WEATHER["function"]["parameters"])
+    prefix = forced_call_prefix("get_weather", None)
     assert prompt.text.endswith("<|im_start|>assistant\n" + prefix) and prompt.forced_tool == "get_weather"
+    assert prefix.endswith('"arguments": ') and prompt.forced_call_schema == WEATHER["function"]["parameters"]
+
+
+def test_unconstrained_forced_tool_prefix_opens_the_lone_string_argument(renderer):
+    prompt = render(renderer, [{"role": "user", "content": "Hi"}], tools=[WEATHER], constrain_tool_calls=False,
+                    tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    prefix = forced_call_prefix("get_weather", WEATHER["function"]["parameters"])
+    assert prompt.text.endswith("<|im_start|>assistant\n" + prefix) and prompt.forced_call_schema is None
     assert prefix.endswith('{"city": "')
 
 

@@ -1,0 +1,47 @@
+"""What a finished turn becomes: parallel client calls, a server call, or the end."""
+
+from __future__ import annotations
+
+import json
+
+from common.schemas import EngineRequest, SamplingConfig
+from common.tool_format import parse_tool_calls
+from engine_worker.segments import CallApi, Finish, chat_outcome
+
+PARIS = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+OSLO = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
+CALC = '<tool_call>\n{"name": "calculator", "arguments": {"expression": "2**10"}}\n</tool_call>'
+
+
+def request(parallel: bool = True) -> EngineRequest:
+    return EngineRequest(request_id="r", model="m", prompt_token_ids=[1], sampling=SamplingConfig(max_tokens=10),
+                         server_tools=["calculator"], client_tools=["get_weather", "get_time"],
+                         parallel_tool_calls=parallel, arrival_time=0.0)
+
+
+def test_parse_tool_calls_reads_every_block_in_order():
+    assert parse_tool_calls(f"Checking.\n{PARIS}\n{OSLO}") == [("get_weather", {"city": "Paris"}),
+                                                               ("get_weather", {"city": "Oslo"})]
+    assert parse_tool_calls("no calls here") == []
+
+
+def test_parallel_client_calls_all_come_back():
+    outcome = chat_outcome(request(), f"{PARIS}\n{OSLO}", "stop", 5, 0)
+    assert isinstance(outcome, Finish) and outcome.reason == "tool_calls"
+    assert [json.loads(c.arguments) for c in outcome.tool_calls] == [{"city": "Paris"}, {"city": "Oslo"}]
+    assert len({c.id for c in outcome.tool_calls}) == 2
+
+
+def test_parallel_tool_calls_false_returns_the_first_only():
+    outcome = chat_outcome(request(parallel=False), f"{PARIS}\n{OSLO}", "stop", 5, 0)
+    assert [json.loads(c.arguments) for c in outcome.tool_calls] == [{"city": "Paris"}]
+
+
+def test_client_calls_stop_at_a_server_call():
+    outcome = chat_outcome(request(), f"{PARIS}\n{CALC}\n{OSLO}", "stop", 5, 0)
+    assert [c.name for c in outcome.tool_calls] == ["get_weather"]
+
+
+def test_a_server_call_first_pauses_for_it():
+    assert chat_outcome(request(), f"{CALC}\n{PARIS}", "stop", 5, 0) == CallApi(api="calculator",
+                                                                               arguments={"expression": "2**10"})
