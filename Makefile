@@ -14,6 +14,7 @@ run: setup
 	@$(PY) -m stack.run
 
 test: setup
+	@bash scripts/lint.sh
 	@$(PY) -m pytest tests
 
 bench: setup

@@ -19,12 +19,11 @@ that only the main process reports (a hard time limit) gets no execute_tool span
 
 from __future__ import annotations
 
-from api_executor import metrics  # first: it may set PROMETHEUS_MULTIPROC_DIR before prometheus_client loads
-
 from typing import Any  # noqa: E402
 
 from celery import Celery, signals  # noqa: E402
 
+from api_executor import metrics  # first: it may set PROMETHEUS_MULTIPROC_DIR before prometheus_client loads
 from api_executor.broker import RestoreAfterReconnect  # noqa: E402
 from api_executor.reclaim import ReclaimFromDeadExecutors  # noqa: E402
 from api_executor.settings import ExecutorSettings  # noqa: E402

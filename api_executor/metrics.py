@@ -38,8 +38,14 @@ def _prepare_multiprocess_dir() -> None:
 
 _prepare_multiprocess_dir()
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server  # noqa: E402
-from prometheus_client import multiprocess  # noqa: E402
+from prometheus_client import (  # noqa: E402
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    multiprocess,  # noqa: E402
+    start_http_server,
+)
 
 from common import redis_retry  # noqa: E402
 from common.schemas import API_KINDS  # noqa: E402

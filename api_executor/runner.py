@@ -22,9 +22,9 @@ from celery import Task
 from pydantic import ValidationError
 
 from api_executor import delivery, metrics, runtime, spans
+from api_executor.celery_app import app
 from api_executor.errors import ToolError, TransientError
 from api_executor.kinds import standin
-from api_executor.celery_app import app
 from common.names import CELERY_QUEUE, DELIVER_TASK
 from common.redis_retry import retry_sync
 from common.schemas import StandInDelivery, ToolCallTask, ToolResult

@@ -17,6 +17,7 @@ from api_executor.kinds import calculator, chatbot, http, image, qa, tts, ve
 from common.names import DELIVER_TASK, task_name
 from common.schemas import API_KINDS, StandInDelivery
 
+
 class ExecutorTask(Task):
     """Base of every executor task: a failure that escaped the runner still answers the call."""
 

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from bench.engine_settings import EngineSettings, allowed_cpus
 from bench.trace import DEFAULT_TRACE
 from engine_worker import cost_profile
-from bench.engine_settings import EngineSettings, allowed_cpus
 from engine_worker.settings import WorkerSettings, engine_dtype_for, native_bf16
 
 DEFAULT_POLICIES = ("stock-vllm", "vllm", "improved-discard", "preserve", "swap", "infercept")

@@ -25,8 +25,15 @@ from bench.metrics import system_metrics
 from bench.prompts import PromptBuilder
 from bench.systems import System, make_system, split_system, system_name
 from bench.trace import load_trace
-from bench.workload import (BenchRequest, ConversionConfig, closed_loop, heavy_tailed_outputs, open_loop, select,
-                            without_calls)
+from bench.workload import (
+    BenchRequest,
+    ConversionConfig,
+    closed_loop,
+    heavy_tailed_outputs,
+    open_loop,
+    select,
+    without_calls,
+)
 from engine_worker import cost_profile
 
 IDLE_TIMEOUT_S = 60.0

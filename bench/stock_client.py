@@ -23,7 +23,13 @@ from bench.client import LoadClient, RequestRecord, error_text
 from bench.client_calls import run_call
 from bench.prompts import PromptBuilder
 from bench.tool_loop import (
-    SegmentResult, check_segment, interception_record, note_resubmit, read_payload, resumed_context, segment_request,
+    SegmentResult,
+    check_segment,
+    interception_record,
+    note_resubmit,
+    read_payload,
+    resumed_context,
+    segment_request,
 )
 from bench.workload import BenchRequest
 from engine_worker.tokens import TokenCodec

@@ -4,8 +4,18 @@ predictions of them."""
 
 from __future__ import annotations
 
-from dashboards.panels import (BY_POLICY, POLICY_VARIABLE, RATE, WORKER_VARIABLE, Dashboard, Panel, Row, Variable, q,
-                               quantiles)
+from dashboards.panels import (
+    BY_POLICY,
+    POLICY_VARIABLE,
+    RATE,
+    WORKER_VARIABLE,
+    Dashboard,
+    Panel,
+    Row,
+    Variable,
+    q,
+    quantiles,
+)
 
 SEL = 'worker=~"$worker", strategy=~"$strategy"'
 W = 'worker=~"$worker"'

@@ -12,8 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from common.schemas import (CallEvent, DeltaEvent, ErrorEvent, FinalEvent, InterceptionEvent, InterceptionRecord,
-                            OutputEvent, TokenLogprob)
+from common.schemas import (
+    CallEvent,
+    DeltaEvent,
+    ErrorEvent,
+    FinalEvent,
+    InterceptionEvent,
+    InterceptionRecord,
+    OutputEvent,
+    TokenLogprob,
+)
 
 
 @dataclass

@@ -14,8 +14,16 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from common.names import (ENGINE_GROUP, ENGINE_REQUEST_STREAM, OUTPUT_STREAM_TTL_S, WORKER_STREAMS_SET, WORKERS_HASH,
-                          engine_worker_stream, output_stream, program_holder)
+from common.names import (
+    ENGINE_GROUP,
+    ENGINE_REQUEST_STREAM,
+    OUTPUT_STREAM_TTL_S,
+    WORKER_STREAMS_SET,
+    WORKERS_HASH,
+    engine_worker_stream,
+    output_stream,
+    program_holder,
+)
 from common.redis_retry import retry_async
 from common.schemas import EngineRequest, ErrorEvent, FinalEvent, OutputEnvelope, OutputEvent, WorkerStatus
 

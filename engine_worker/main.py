@@ -10,23 +10,22 @@ from collections import deque
 import redis.asyncio as aioredis
 
 from common.names import WORKERS_HASH
-from common.schemas import ErrorEvent, FinalEvent, InterceptionEvent, OutputEvent, WorkerStatus, stale_after_s
-from engine_worker import metrics, spans
 from common.redis_retry import OUTAGE_ERRORS, Backoff, retry_async
-from engine_worker.engine import build_engine, effective_config
-from engine_worker.intake import Entry, OutputPublisher, RequestStream, missing_stream_or_group, parse_request
-from engine_worker import engine_stats
+from common.schemas import ErrorEvent, FinalEvent, InterceptionEvent, OutputEvent, WorkerStatus, stale_after_s
+from engine_worker import engine_stats, metrics, spans
 from engine_worker.cancellations import CancelWatch
 from engine_worker.checkpoint import Checkpoint, replay
 from engine_worker.cost_profile import describe, load_or_profile
+from engine_worker.engine import build_engine, effective_config
+from engine_worker.intake import Entry, OutputPublisher, RequestStream, missing_stream_or_group, parse_request
 from engine_worker.intercept_controller import InterceptController
 from engine_worker.kv_swap.channel import SwapChannel
 from engine_worker.policies.output_length import OutputLengthHistory
 from engine_worker.session import PauseReport, RequestSession
-from estimator.client import EstimatorClient
 from engine_worker.settings import WorkerSettings
 from engine_worker.tokens import TokenCodec
 from engine_worker.tool_client import ToolClient
+from estimator.client import EstimatorClient
 
 log = logging.getLogger("engine_worker")
 ENGINE_STATS_LOG_S = 10.0

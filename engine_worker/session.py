@@ -24,17 +24,25 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+from common.recompute import recomputed_tokens
 from common.redis_retry import OUTAGE_ERRORS, retry_async
 from common.schemas import (
-    CallEvent, DeltaEvent, EngineRequest, FinalEvent, InterceptionEvent, InterceptionRecord, OutputEvent,
-    TokenLogprob, ToolResult, Usage,
+    CallEvent,
+    DeltaEvent,
+    EngineRequest,
+    FinalEvent,
+    InterceptionEvent,
+    InterceptionRecord,
+    OutputEvent,
+    TokenLogprob,
+    ToolResult,
+    Usage,
 )
-from common.recompute import recomputed_tokens
 from common.tool_format import CALL_CLOSE, CALL_OPEN, tool_result_parts, visible_text
-from engine_worker.kv_swap.channel import SwapChannel, SwapTimes
-from engine_worker.engine_params import REQUEST_INFO, SWAP_ID, SWAP_KEY
-from engine_worker.policies.output_length import OutputLengthHistory
 from engine_worker.checkpoint import Checkpoint
+from engine_worker.engine_params import REQUEST_INFO, SWAP_ID, SWAP_KEY
+from engine_worker.kv_swap.channel import SwapChannel, SwapTimes
+from engine_worker.policies.output_length import OutputLengthHistory
 from engine_worker.segments import CallApi, Finish, chat_outcome, new_call_id, plan_outcome
 from engine_worker.spans import SessionSpans
 from engine_worker.stop_strings import StopScan

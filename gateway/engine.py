@@ -28,8 +28,8 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import MaxConnectionsError, RedisError
 
-from common.redis_retry import OUTAGE_ERRORS, Backoff, retry_async
 from common.names import OUTPUT_STREAM_TTL_S, WORKER_STREAMS_SET, cancelled_request, output_stream
+from common.redis_retry import OUTAGE_ERRORS, Backoff, retry_async
 from common.schemas import EngineRequest, ErrorEvent, FinalEvent, OutputEnvelope, OutputEvent
 from gateway.errors import ApiError
 from gateway.metrics import ROUTED

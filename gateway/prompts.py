@@ -21,7 +21,13 @@ from common.tool_format import CALL_CLOSE, CALL_OPEN, forced_call_prefix, tools_
 from gateway import guarded_template
 from gateway.errors import ApiError
 from gateway.protocol import (
-    MAX_JSON_DEPTH, ChatCompletionRequest, ChatMessage, CompletionRequest, NamedToolChoice, ToolSpec, json_depth,
+    MAX_JSON_DEPTH,
+    ChatCompletionRequest,
+    ChatMessage,
+    CompletionRequest,
+    NamedToolChoice,
+    ToolSpec,
+    json_depth,
 )
 
 SERVER_API_KINDS = frozenset(k for k in API_KINDS if k != "http")

@@ -11,6 +11,9 @@ import redis
 import redis.asyncio as aioredis
 from hypothesis import settings
 
+from stack.processes import free_port
+from stack.redis_server import redis_url, start_redis
+
 # Property tests on a loaded 2-core machine: no per-example deadline (the default 200 ms fails
 # on a slow example, not on a wrong one); the number of examples stays each test's own.
 settings.register_profile("augserve", deadline=None)
@@ -26,8 +29,6 @@ def pytest_collection_modifyitems(config, items) -> None:
         if any(path.startswith(p) for p in E2E_PATHS):
             item.add_marker(pytest.mark.e2e)
 
-from stack.processes import free_port
-from stack.redis_server import redis_url, start_redis
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 import redis
 from pydantic import BaseModel
 from vllm.distributed.kv_transfer.kv_connector.v1.base import (
-    KVConnectorBase_V1, KVConnectorMetadata, KVConnectorRole,
+    KVConnectorBase_V1,
+    KVConnectorMetadata,
+    KVConnectorRole,
 )
 from vllm.logger import init_logger
 from vllm.v1.request import RequestStatus

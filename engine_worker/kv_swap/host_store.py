@@ -12,12 +12,11 @@ synchronous memcpy and completes at once.
 
 from __future__ import annotations
 
-from vllm.logger import init_logger
-
 import time
 from dataclasses import dataclass, field
 
 import torch
+from vllm.logger import init_logger
 
 from engine_worker.kv_swap.transfers import BlockCopy
 

@@ -9,11 +9,11 @@ copied into the blocks of the request that resumed it. Records a resume never cl
 
 from __future__ import annotations
 
-from vllm.logger import init_logger
-
 import time
 from dataclasses import dataclass
 from typing import Literal
+
+from vllm.logger import init_logger
 
 from engine_worker.kv_swap.transfers import PendingTransfer, StepPlan, plan_step
 

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from gateway.deps import (CallerDep, CompletionBody, CompletionTicket, EngineDep, ProgramIdHeader, RendererDep,
-                          SettingsDep, TraceparentHeader)
+from gateway.deps import (
+    CallerDep,
+    CompletionBody,
+    CompletionTicket,
+    EngineDep,
+    ProgramIdHeader,
+    RendererDep,
+    SettingsDep,
+    TraceparentHeader,
+)
 from gateway.openapi import request_body
 from gateway.protocol import CompletionRequest
 from gateway.responses import CompletionFormat

@@ -12,8 +12,8 @@ from gateway.auth import Caller, program_of
 from gateway.deps import Ticket
 from gateway.disconnect import unless_disconnected
 from gateway.engine import EngineClient
-from gateway.errors import ApiError
 from gateway.engine_request import admitted_max_tokens, build_engine_request
+from gateway.errors import ApiError
 from gateway.key_limits import KeyLimits
 from gateway.permissions import check_scope
 from gateway.prompts import Prompt, PromptRenderer

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from bench.metrics import (
-    api_time_s, chosen_waste, interception_sum, normalized_latency_s, percentile, summary, system_metrics, ttft_s,
+    api_time_s,
+    chosen_waste,
+    interception_sum,
+    normalized_latency_s,
+    percentile,
+    summary,
+    system_metrics,
+    ttft_s,
 )
 
 

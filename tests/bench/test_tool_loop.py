@@ -15,7 +15,13 @@ from bench.engine_settings import EngineSettings
 from bench.stock import server_args
 from bench.stock_client import StockClient
 from bench.tool_loop import (
-    RESUBMIT, SegmentResult, check_segment, note_resubmit, read_payload, resumed_context, segment_request,
+    RESUBMIT,
+    SegmentResult,
+    check_segment,
+    note_resubmit,
+    read_payload,
+    resumed_context,
+    segment_request,
 )
 from bench.workload import BenchRequest, without_calls
 

@@ -8,8 +8,15 @@ import statistics
 import pytest
 
 from bench.trace import DEFAULT_TRACE, TraceRequest, TraceSegment, load_trace
-from bench.workload import (ConversionConfig, closed_loop, heavy_tailed_outputs, open_loop, poisson_arrivals, select,
-                            to_plan)
+from bench.workload import (
+    ConversionConfig,
+    closed_loop,
+    heavy_tailed_outputs,
+    open_loop,
+    poisson_arrivals,
+    select,
+    to_plan,
+)
 from common.schemas import Plan
 
 

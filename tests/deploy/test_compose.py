@@ -14,8 +14,16 @@ import yaml
 from stack import services
 from stack.redis_server import redis_service
 from tests.deploy.compose_model import (
-    ANY_VAR, COMPOSE_FILE, ENV_EXAMPLE, PROMETHEUS_CONFIG, REQUIRED_VAR, container_ports, load_compose,
-    local_services, normalized_command, port_settings,
+    ANY_VAR,
+    COMPOSE_FILE,
+    ENV_EXAMPLE,
+    PROMETHEUS_CONFIG,
+    REQUIRED_VAR,
+    container_ports,
+    load_compose,
+    local_services,
+    normalized_command,
+    port_settings,
 )
 
 LONG_RUNNING = ("redis", "gateway", "engine-worker", "engine-worker-cpu", "api-executor", "estimator",

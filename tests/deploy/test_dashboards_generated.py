@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboards.catalog import BUILDERS, path_of, panel_queries, rendered, to_text
+from dashboards.catalog import BUILDERS, panel_queries, path_of, rendered, to_text
 from stack.processes import REPO_ROOT
 
 METRIC = re.compile(r"\b(augserve_\w+|vllm:[\w:]+|flower_\w+)")

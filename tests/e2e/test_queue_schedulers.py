@@ -9,7 +9,6 @@ received service, B none).
 from __future__ import annotations
 
 import asyncio
-import time
 
 import httpx
 import pytest

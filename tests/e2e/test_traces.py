@@ -15,8 +15,8 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 from engine_worker.settings import WorkerSettings
+from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 MODEL = "SmolLM2-135M-Instruct"
 PLAN = {"segments": [

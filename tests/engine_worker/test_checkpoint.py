@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.schemas import (CallEvent, DeltaEvent, ErrorEvent, FinalEvent, InterceptionEvent, InterceptionRecord,
-                            Usage)
+from common.schemas import CallEvent, DeltaEvent, ErrorEvent, FinalEvent, InterceptionEvent, InterceptionRecord, Usage
 from engine_worker.checkpoint import replay
 
 

@@ -8,8 +8,14 @@ import time
 
 import redis.asyncio as aioredis
 
-from common.names import (ENGINE_GROUP, ENGINE_REQUEST_STREAM, WORKER_STREAMS_SET, WORKERS_HASH, engine_worker_stream,
-                          program_holder)
+from common.names import (
+    ENGINE_GROUP,
+    ENGINE_REQUEST_STREAM,
+    WORKER_STREAMS_SET,
+    WORKERS_HASH,
+    engine_worker_stream,
+    program_holder,
+)
 from engine_worker.intake import RequestStream
 
 STALE_S = 10.0

@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 

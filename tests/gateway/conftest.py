@@ -17,8 +17,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from common.names import ENGINE_REQUEST_STREAM, output_stream
-from common.schemas import (DeltaEvent, EngineRequest, FinalEvent, InterceptionRecord, OutputEnvelope, ToolCall,
-                            Usage)
+from common.schemas import DeltaEvent, EngineRequest, FinalEvent, InterceptionRecord, OutputEnvelope, ToolCall, Usage
 from gateway.app import create_app
 from gateway.prompts import load_tokenizer
 from gateway.settings import GatewaySettings

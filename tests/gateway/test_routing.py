@@ -10,8 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
-from common.names import (ENGINE_REQUEST_STREAM, WORKER_STREAMS_SET, WORKERS_HASH, engine_worker_stream,
-                          program_holder)
+from common.names import ENGINE_REQUEST_STREAM, WORKER_STREAMS_SET, WORKERS_HASH, engine_worker_stream, program_holder
 from common.schemas import EngineRequest
 from tests.gateway.conftest import MODEL, final
 
