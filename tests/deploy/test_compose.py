@@ -182,5 +182,14 @@ def test_compose_file_resolves_with_the_example_env():
     env = resolved["services"]["gateway"]["environment"]
     assert env["AUGSERVE_REDIS_URL"] == f"redis://:{example['REDIS_PASSWORD']}@redis:6379/0"
     assert env["AUGSERVE_HTTP_APIS"] == "{}" and env["AUGSERVE_API_KEYS"] == example["AUGSERVE_API_KEYS"]
+    # Keys on: /metrics needs the operator key, which Prometheus reads from the compose secret,
+    # and the gateway must answer Prometheus's Host (its service name).
+    assert env["AUGSERVE_OPERATOR_API_KEYS"] == example["AUGSERVE_OPERATOR_API_KEYS"]
+    assert "gateway" in env["AUGSERVE_ALLOWED_HOSTS"].split(",")
+    assert resolved["services"]["prometheus"]["secrets"] == ["operator_key"]
+    assert resolved["secrets"]["operator_key"]["file"] == "./operator-key"
+    scrape = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    (gateway_job,) = [j for j in scrape["scrape_configs"] if j["job_name"] == "gateway"]
+    assert gateway_job["authorization"] == {"type": "Bearer", "credentials_file": "/run/secrets/operator_key"}
     executor = resolved["services"]["api-executor"]["command"]
     assert executor[executor.index("--concurrency") + 1] == example["EXECUTOR_CONCURRENCY"]
