@@ -22,6 +22,7 @@ import json
 import os
 import random
 import resource
+import secrets
 import signal
 import sys
 import threading
@@ -98,7 +99,9 @@ def soak_stack_config(cfg: SoakConfig, state_dir: Path) -> StackConfig:
     model_path = resolve_model(cfg.model)
     dtype = resolve_dtype(bench.dtype)
     sizing = size_pool(bench, kv_bytes_per_token(model_path, dtype), dtype)
-    base = stack_config(bench, cfg.policy, model_path, engine_settings(bench, sizing), state_dir)
+    # Keyed as a deployment is (bench.systems): the clients send the operator key plans need.
+    base = stack_config(bench, cfg.policy, model_path, engine_settings(bench, sizing), state_dir,
+                        secrets.token_urlsafe(24))
     return replace(
         base, extra_engine_workers=tuple(f"engine-{i}" for i in range(1, cfg.engine_workers)),
         worker_env={**base.worker_env, "AUGSERVE_HEARTBEAT_S": "1",
@@ -187,7 +190,7 @@ async def _drive(cfg: SoakConfig, stack: Stack, prompts: PromptBuilder, plan: li
     timeout = httpx.Timeout(cfg.hang_after_s + 60, connect=cfg.hang_after_s)
     limits = httpx.Limits(max_connections=cfg.clients + 8, max_keepalive_connections=cfg.clients + 8)
 
-    async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
+    async with httpx.AsyncClient(timeout=timeout, limits=limits, headers=_auth(stack)) as http:
         async def client(i: int) -> None:
             stream, sent = _streams(i, cfg.stream_share), 0
             while clock() < cfg.duration_s and (cfg.requests_per_client is None or sent < cfg.requests_per_client):
@@ -229,11 +232,17 @@ def _raise_fd_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def _auth(stack: Stack) -> dict[str, str]:
+    """The operator key soak_stack_config gave the gateway."""
+    return {"Authorization": f"Bearer {stack.cfg.gateway_env['AUGSERVE_OPERATOR_API_KEYS']}"}
+
+
 def _warm(stack: Stack, prompts: PromptBuilder) -> None:
     """One request through the whole path before the clock starts."""
     body = _body(prompts.build(prompts.min_tokens + 4, random.Random(0)), {"segments": [{"generate_tokens": 4}]},
                  False)
-    response = httpx.post(f"{stack.cfg.gateway_url}/v1/chat/completions", json=body, timeout=300)
+    response = httpx.post(f"{stack.cfg.gateway_url}/v1/chat/completions", json=body, timeout=300,
+                          headers=_auth(stack))
     if response.status_code != 200:
         raise RuntimeError(f"the warm-up request failed: {response.status_code} {response.text[:300]}")
 
