@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"==> starting the stack (model {model})", flush=True)
     stack = Stack(cfg, progress=lambda m: print(m, flush=True))
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C stops everything even where a background launch (`make run &`) ignored SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         stack.start()
         print(EXAMPLE.format(url=cfg.gateway_url, em=cfg.engine_metrics_port, es=cfg.estimator_port,
