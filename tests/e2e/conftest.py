@@ -17,6 +17,16 @@ TIME_SCALE = 0.02
 """Stand-in APIs (chatbot, image, tts) wait 2% of their trace durations in these tests."""
 
 
+def running(cfg: StackConfig) -> Iterator[Stack]:
+    """A fixture's body: the stack started, yielded, stopped however the tests ended
+    (`yield from running(cfg)`)."""
+    started = Stack(cfg).start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
 @pytest.fixture(scope="session")
 def otlp() -> Iterator[OtlpReceiver]:
     receiver = OtlpReceiver().start()
@@ -34,11 +44,7 @@ def stack(tmp_path_factory, otlp) -> Iterator[Stack]:
         executor_metrics_port=free_port(), redis_port=free_port(), time_scale=TIME_SCALE,
         executor_concurrency=2, worker_env={"AUGSERVE_API_CALL_TIMEOUT_S": "30"}, otlp_endpoint=otlp.endpoint,
     )
-    running = Stack(cfg).start()
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from running(cfg)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ import redis
 from api_executor import reclaim
 from stack.processes import port_open
 from stack.services import Stack
-from tests.e2e.conftest import tiny_fault_stack
+from tests.e2e.conftest import running, tiny_fault_stack
 
 MODEL = "SmolLM2-135M-Instruct"
 N_PAUSED = 4
@@ -37,11 +37,7 @@ executor's start-up on a loaded 2-core machine, the dead one's liveness ttl (5 s
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
     cfg = tiny_fault_stack(tmp_path_factory.mktemp("stack-executor-restart"), CALL_TIMEOUT_S)
-    running = Stack(cfg).start()
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from running(cfg)
 
 
 def _body(*segments: dict) -> dict:

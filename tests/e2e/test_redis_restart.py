@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from stack.services import Stack
-from tests.e2e.conftest import tiny_fault_stack
+from tests.e2e.conftest import running, tiny_fault_stack
 
 MODEL = "SmolLM2-135M-Instruct"
 CALL_S = 6.0
@@ -33,11 +33,7 @@ restart, the call's own timeout is 60 s (AUGSERVE_API_CALL_TIMEOUT_S), with room
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
     cfg = tiny_fault_stack(tmp_path_factory.mktemp("stack-redis-restart"), 60)
-    running = Stack(cfg).start()
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from running(cfg)
 
 
 def _body(*segments: dict) -> dict:
