@@ -23,7 +23,8 @@ from bench.config import BenchConfig, PoolSizing, engine_settings, kv_bytes_per_
 from bench.engine_settings import EngineSettings
 from bench.metrics import system_metrics
 from bench.prompts import PromptBuilder
-from bench.systems import System, make_system, split_system, system_name
+from bench.system_names import split_system, system_name
+from bench.systems import System, make_system
 from bench.trace import load_trace
 from bench.workload import (
     BenchRequest,

@@ -25,6 +25,7 @@ from bench.engine_settings import EngineSettings
 from bench.prompts import PromptBuilder
 from bench.stock import StockServer
 from bench.stock_client import StockClient
+from bench.system_names import split_system, system_name
 from bench.tool_loop import STOCK_SYSTEM
 from common.engine_facts import EngineFacts, facts
 from engine_worker.tokens import TokenCodec
@@ -48,32 +49,6 @@ class System(Protocol):
     def client(self, prompts: PromptBuilder, cfg: BenchConfig) -> LoadClient: ...
     def wait_idle(self, timeout_s: float) -> bool:
         """True once no request is left in flight (requests cut at a drain end may still run)."""
-
-
-def split_system(name: str) -> tuple[str, str, dict]:
-    """`infercept+fastserve:starvation_s=0.3` -> (policy, scheduler, scheduler options); a bare
-    policy runs FCFS. Options are `:key=value` each (commas separate systems on the command line),
-    values JSON scalars."""
-    head, *raw_options = name.split(":")
-    policy, _, scheduler = head.partition("+")
-    options = {}
-    for item in raw_options:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"system {name!r}: a scheduler option is :key=value")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            raise ValueError(f"system {name!r}: option {key} is not a JSON value: {value!r}") from None
-    return policy, scheduler or "fcfs", options
-
-
-def system_name(policy: str, scheduler: str, options: dict) -> str:
-    """The inverse of split_system, options sorted: how a running stack names itself."""
-    name = policy if scheduler == "fcfs" else f"{policy}+{scheduler}"
-    if options:
-        name += "".join(f":{key}={json.dumps(value)}" for key, value in sorted(options.items()))
-    return name
 
 
 def stack_config(cfg: BenchConfig, system: str, model_path: Path, engine: EngineSettings, state_dir: Path,

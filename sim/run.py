@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.metrics import system_metrics
-from bench.systems import split_system
+from bench.system_names import split_system
 from sim.engine import SimConfig, Simulator, StepStats
 from sim.hardware import Deployment
 from sim.state import ReqState

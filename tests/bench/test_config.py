@@ -58,7 +58,7 @@ def test_every_profile_system_is_a_worker_policy_and_scheduler_or_stock_vllm():
     # A typo in a profile would otherwise surface only when the worker refuses it mid-benchmark.
     from typing import get_args
 
-    from bench.systems import split_system
+    from bench.system_names import split_system
     from bench.tool_loop import STOCK_SYSTEM
     from engine_worker.settings import WorkerSettings
 

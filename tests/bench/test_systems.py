@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from bench.config import FASTSERVE_SYSTEMS, PROFILES, PoolSizing, engine_settings
-from bench.systems import split_system, stack_config, system_name
+from bench.system_names import split_system, system_name
+from bench.systems import stack_config
 from engine_worker.policies.schedulers import SCHEDULERS
 
 SIZING = PoolSizing(kv_cache_bytes=768 * 23_040, pool_tokens=768, max_model_len=384, bytes_per_token=23_040)
