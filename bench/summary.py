@@ -35,14 +35,14 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from bench.config import DEFAULT_SYSTEM
 from bench.metrics import system_metrics
 from bench.sustainable import RatePoint, sustainable_rate
 from bench.tool_loop import STOCK_SYSTEM
 from common.engine_facts import EngineFacts, differences
-from engine_worker.settings import WorkerSettings
 
-COMPARED = (WorkerSettings.model_fields["policy"].default, STOCK_SYSTEM)
-"""Our engine worker's default policy (what a deployment runs) against stock vLLM."""
+COMPARED = (DEFAULT_SYSTEM, STOCK_SYSTEM)
+"""Our engine worker's default system (what a deployment runs) against stock vLLM."""
 BASELINES = (STOCK_SYSTEM, "vllm")
 """Stock vLLM's server, and our stack with the `vllm` policy (today's engines' discard and re-queue
 on the same engine as ours)."""

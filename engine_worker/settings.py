@@ -7,10 +7,11 @@ import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from common.schemas import HEARTBEAT_S
 from common.settings import CommonSettings
+from engine_worker.policies.lamps import SERVING_STARVATION_THRESHOLD
 
 
 def native_bf16() -> bool:
@@ -31,6 +32,10 @@ def engine_dtype_for(dtype: str) -> str:
 
 def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+SCHEDULER_DEFAULTS: dict[str, dict] = {"lamps": {"starvation_threshold": SERVING_STARVATION_THRESHOLD}}
+"""Options a scheduler gets when AUGSERVE_SCHEDULER_OPTIONS is not set (lamps.py says why)."""
 
 
 class WorkerSettings(CommonSettings):
@@ -91,12 +96,14 @@ class WorkerSettings(CommonSettings):
     the maximum batch size). None: one block per running slot, min(max_num_seqs, pool blocks // 2):
     each running request holds at least one block and may need one more, so no more than half the
     pool's blocks can be running slots with a block to grow into."""
-    scheduler: Literal["fcfs", "fastserve", "lamps", "continuum", "autellix"] = "fcfs"
+    scheduler: Literal["fcfs", "fastserve", "lamps", "continuum", "autellix"] = "lamps"
     """Queue order in the engine (engine_worker/queue_scheduler.py): FCFS by original arrival,
-    FastServe's skip-join MLFQ, LAMPS' memory-over-time ranking, Continuum's program-level FCFS,
-    Autellix's program-level attained service."""
-    scheduler_options: dict = {}
-    """Keyword options of the scheduler (JSON), e.g. {"starvation_s": 0.3} for FastServe."""
+    FastServe's skip-join MLFQ, LAMPS' memory-over-time ranking (the default: it won the fair
+    full-scale bench, README), Continuum's program-level FCFS, Autellix's program-level attained
+    service."""
+    scheduler_options: dict | None = None
+    """Keyword options of the scheduler (JSON), e.g. {"starvation_s": 0.3} for FastServe. None:
+    the serving defaults of the chosen scheduler (SCHEDULER_DEFAULTS), {} the policy's own."""
     scheduler_every: Annotated[int, Field(ge=1, le=10000)] = 1
     """Re-order the queues every this many engine steps."""
     duration_estimate: Literal["elapsed", "history", "oracle"] = "elapsed"
@@ -104,6 +111,12 @@ class WorkerSettings(CommonSettings):
     estimator's history conditional on it, or the plan's stated duration (comparisons only)."""
     policy_interval_s: Annotated[float, Field(gt=0, le=10)] = 0.05
     """How often paused requests are re-evaluated."""
+
+    @model_validator(mode="after")
+    def _scheduler_defaults(self) -> WorkerSettings:
+        if self.scheduler_options is None:
+            self.scheduler_options = dict(SCHEDULER_DEFAULTS.get(self.scheduler, {}))
+        return self
 
     @property
     def engine_dtype(self) -> str:

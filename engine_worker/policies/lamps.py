@@ -31,6 +31,11 @@ from engine_worker.policies.queue_order import QueuedRequest, check_unique, fcfs
 
 STARVATION_THRESHOLD = 100
 STARVATION_QUANTUM = 100_000
+SERVING_STARVATION_THRESHOLD = 1000
+"""The worker's default when it runs LAMPS (WorkerSettings): the code's 100 iterations are ~2-5 s
+on a GPU but ~10 s on this machine's ~100 ms CPU steps, and promotion is FCFS for 100,000
+iterations, so at 100 every request that waited 10 s queues in arrival order again and the
+ranking is gone under exactly the load it is for. 1000 (~100 s here) still bounds the wait."""
 
 
 @dataclass(frozen=True)
