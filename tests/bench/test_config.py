@@ -40,14 +40,16 @@ def test_a_pool_too_small_for_the_context_cap_is_refused():
 
 def test_profiles_and_overrides():
     quick = profile("quick")
-    assert quick.profile == "quick" and quick.policies == ("stock-vllm", "infercept-on-demand") and len(quick.rates) == 1
+    assert (quick.profile == "quick" and quick.policies == ("stock-vllm", "infercept-on-demand")
+            and len(quick.rates) == 1)
     assert profile("quick", window_s=5.0, seed=None).window_s == 5.0  # None keeps the profile's value
     scaled = PROFILES["scaled"]
     assert scaled.policies == ("stock-vllm", "vllm", "improved-discard", "preserve", "swap", "infercept")
     assert len(scaled.rates) >= 3 and scaled.overhead_window_s > 0
     assert set(scaled.overhead_systems) == {"infercept", "stock-vllm"}
     full = PROFILES["full"]  # the headline: the trace's real token counts, the paper's context cap
-    assert (full.token_scale, full.context_cap) == (1.0, 2048) and {"stock-vllm", "infercept-on-demand"} <= set(full.policies)
+    assert ((full.token_scale, full.context_cap) == (1.0, 2048)
+            and {"stock-vllm", "infercept-on-demand"} <= set(full.policies))
     sizing = size_pool(full, 46_080)  # SmolLM2-135M in float32: the pool holds ~4 full contexts
     assert sizing.pool_tokens == 8192 and 3 <= sizing.pool_tokens // sizing.max_model_len <= 4
     assert all(cfg.repeats >= 2 for cfg in PROFILES.values())  # every rate at least twice
