@@ -51,8 +51,10 @@ def _env(text: str) -> tuple[str, str]:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description="Benchmark intercept policies on the whole stack.")
-    p.add_argument("--quick", action="store_true", help="the quick profile (< 3 min on 2 cores); default: full (~25 min)")
-    p.add_argument("--profile", choices=sorted([*PROFILES, "soak"]), help="a named profile: full, quick, schedulers (the "
+    p.add_argument("--quick", action="store_true",
+                   help="the quick profile (< 3 min on 2 cores); default: full (~25 min)")
+    p.add_argument("--profile", choices=sorted([*PROFILES, "soak"]),
+                   help="a named profile: full, quick, schedulers (the "
                    "queue-order schedulers beside infercept and stock vLLM), fastserve (FCFS vs MLFQ on heavy-tailed "
                    "lengths), or soak (faults under load: its own options, `--profile soak --help`)")
     p.add_argument("--systems", "--policies", dest="policies", type=_names,
@@ -61,7 +63,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--window", dest="window_s", type=float, help="seconds of arrivals per rate")
     p.add_argument("--drain", dest="drain_s", type=float, help="seconds after the window before cutting requests")
     p.add_argument("--seed", type=int)
-    p.add_argument("--trace", type=Path, help="workload trace file (default: bench/data/infercept_mixture.json; format in bench/trace.py)")
+    p.add_argument("--trace", type=Path,
+                   help="workload trace file (default: bench/data/infercept_mixture.json; format in bench/trace.py)")
     p.add_argument("--types", type=_types, help=f"request types: all, or some of {','.join(REQUEST_TYPES)}")
     p.add_argument("--time-scale", type=float, help="stand-in call durations = trace api_time x this")
     p.add_argument("--token-scale", type=float, help="multiplies every token count of the trace")
@@ -88,7 +91,8 @@ def parser() -> argparse.ArgumentParser:
                    help="seconds of the zero-interception closed-loop run (0: skip it)")
     p.add_argument("--overhead-concurrency", type=int, help="clients of the zero-interception run")
     p.add_argument("--overhead-systems", type=_names, help="systems that run the zero-interception workload")
-    p.add_argument("--compare", help="the system set against stock-vllm and vllm (default: the worker's default policy)")
+    p.add_argument("--compare",
+                   help="the system set against stock-vllm and vllm (default: the worker's default policy)")
     p.add_argument("--repeats", type=int, help="runs of each rate per system, interleaved across systems (default 2)")
     p.add_argument("--max-num-batched-tokens", type=int, help="every engine's step token budget (default 2048)")
     p.add_argument("--chunked-prefill", dest="enable_chunked_prefill", action=argparse.BooleanOptionalAction,

@@ -104,7 +104,8 @@ class LoadClient:
 
     def prompt_text(self, request: BenchRequest) -> str:
         """The user message, seeded by the request's index: every system gets the same text."""
-        return self.prompts.build(request.prompt_tokens, random.Random(f"{self.seed}:{request.run_key}:prompt:{request.index}"))
+        return self.prompts.build(request.prompt_tokens,
+                                  random.Random(f"{self.seed}:{request.run_key}:prompt:{request.index}"))
 
     def body(self, request: BenchRequest) -> dict[str, Any]:
         text = self.prompt_text(request)

@@ -209,8 +209,10 @@ def parameters(cfg: BenchConfig, model_path: Path, sizing: PoolSizing, engine: E
                   kv_cache_bytes=sizing.kv_cache_bytes, pool_tokens=sizing.pool_tokens,
                   max_model_len=sizing.max_model_len, kv_bytes_per_token=sizing.bytes_per_token,
                   engine_dtype=engine.dtype, engine_settings=asdict(engine))
-    params["workload"] = {f"repeat {k[0]} rate {k[1]:g}": {"requests": len(v), "by_type": dict(sorted(Counter(r.type for r in v).items())),
-                                   "generate_tokens": sum(r.generate_tokens for r in v)} for k, v in workloads.items()}
+    params["workload"] = {f"repeat {k[0]} rate {k[1]:g}": {"requests": len(v),
+                                                           "by_type": dict(sorted(Counter(r.type for r in v).items())),
+                                                           "generate_tokens": sum(r.generate_tokens for r in v)}
+                          for k, v in workloads.items()}
     return params
 
 

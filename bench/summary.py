@@ -116,7 +116,8 @@ def system_summary(system: dict[str, Any], slo_s: float, statistic: str) -> dict
     return {
         "reference_rate": ref["rate"], "completed_per_s": m["completed_per_s"],
         "output_tokens_per_s": m["output_tokens_per_s"], "recompute_share": m["recompute_share"],
-        **{name: {k: m[name][k] for k in STATS} for name in ("normalized_latency_s", "e2e_latency_s", "ttft_s", "tpot_s")},
+        **{name: {k: m[name][k] for k in STATS}
+           for name in ("normalized_latency_s", "e2e_latency_s", "ttft_s", "tpot_s")},
         "waste_per_request": _per_request(m),
         "sustainable_rate": {**asdict(sustained), "slo_s": slo_s, "statistic": statistic},
         "zero_interception_tokens_per_s": zero_tps, "spread": ref["spread"], "repeats": ref["repeats"],

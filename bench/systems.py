@@ -89,7 +89,8 @@ class OurStack:
         status = self.stack.worker_status()
         if not status:
             return None
-        return system_name(status.get("policy", "?"), status.get("scheduler", "fcfs"), status.get("scheduler_options", {}))
+        return system_name(status.get("policy", "?"), status.get("scheduler", "fcfs"),
+                           status.get("scheduler_options", {}))
 
     def details(self) -> dict[str, str | None]:
         return {}

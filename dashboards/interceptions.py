@@ -55,7 +55,8 @@ def build() -> Dashboard:
               unit="suffix:B·s"),
         Panel("Total waste", "KV byte-seconds held by paused requests since each worker started, by policy "
               "(the counter itself: it restarts at 0 with its worker).",
-              (q(f"sum by (policy) (augserve_engine_paused_kv_byte_seconds_total{{{SEL}}} * {BY_POLICY})", "{{policy}}"),),
+              (q(f"sum by (policy) (augserve_engine_paused_kv_byte_seconds_total{{{SEL}}} * {BY_POLICY})",
+                 "{{policy}}"),),
               unit="suffix:B·s"),
         Panel("Recomputed tokens", "Context tokens prefilled again per second when discarded requests resumed "
               "(augserve_engine_recomputed_tokens_total, prefix-cache hits excluded), by policy: the compute "
@@ -75,7 +76,8 @@ def build() -> Dashboard:
               unit="percentunit"),
         Panel("Strategy mix", "Share of each policy's interceptions by the KV strategy they got (preserve, discard, "
               "swap), over the rate window.",
-              (q(f"sum by (policy, strategy) (rate(augserve_engine_interceptions_total{{{SEL}}}[{RATE}]) * {BY_POLICY}) "
+              (q(f"sum by (policy, strategy) "
+                 f"(rate(augserve_engine_interceptions_total{{{SEL}}}[{RATE}]) * {BY_POLICY}) "
                  f"/ on (policy) group_left sum by (policy) "
                  f"(rate(augserve_engine_interceptions_total{{{W}}}[{RATE}]) * {BY_POLICY})",
                  "{{policy}} {{strategy}}"),),
@@ -90,7 +92,8 @@ def build() -> Dashboard:
         Panel("Duration prediction error", "p50/p90 of |actual - predicted| call duration the intercept policy "
               "weighed, by API kind (augserve_engine_duration_prediction_abs_error_seconds): how far off the "
               "duration estimator (AUGSERVE_DURATION_ESTIMATE) was.",
-              quantiles("augserve_engine_duration_prediction_abs_error_seconds", "api", 'worker=~"$worker"', (0.5, 0.9)),
+              quantiles("augserve_engine_duration_prediction_abs_error_seconds", "api", 'worker=~"$worker"',
+                        (0.5, 0.9)),
               unit="s"),
         Panel("Recompute time", "p50/p90 of the time from re-submitting a discarded or swapped context to its "
               "first output token, by strategy (augserve_engine_recompute_duration_seconds).",
@@ -101,8 +104,10 @@ def build() -> Dashboard:
               unit="s"),
         Panel("Observed vs estimated mean duration", "Mean pause per API kind as observed by the engine, next "
               "to the estimator's mean (what the policy plans with).",
-              (q(f'sum by (api) (rate(augserve_engine_interception_duration_seconds_sum{{worker=~"$worker"}}[{RATE}])) '
-                 f'/ sum by (api) (rate(augserve_engine_interception_duration_seconds_count{{worker=~"$worker"}}[{RATE}]))',
+              (q(f'sum by (api) '
+                 f'(rate(augserve_engine_interception_duration_seconds_sum{{worker=~"$worker"}}[{RATE}])) '
+                 f'/ sum by (api) '
+                 f'(rate(augserve_engine_interception_duration_seconds_count{{worker=~"$worker"}}[{RATE}]))',
                  "observed {{api}}"),
                q("max by (api) (augserve_estimator_mean_seconds)", "estimated {{api}}")),
               unit="s"),

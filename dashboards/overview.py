@@ -26,7 +26,8 @@ def build() -> Dashboard:
         Panel("Routing decisions", "Where the gateway put each request (augserve_gateway_routed_requests_total): "
               "`affinity` = the own stream of the worker holding its program, `shared` = the pull-balanced "
               "stream, by reason (pull mode, no program, no/dead/overloaded holder).",
-              (q(f"sum by (route, reason) (rate(augserve_gateway_routed_requests_total[{RATE}]))", "{{route}} {{reason}}"),),
+              (q(f"sum by (route, reason) (rate(augserve_gateway_routed_requests_total[{RATE}]))",
+                 "{{route}} {{reason}}"),),
               unit="reqps"),
         Panel("In-flight requests", "Completion requests being served by the gateway, and requests held by each "
               "engine worker (running, queued in vLLM or paused at an API call).",

@@ -151,7 +151,8 @@ def render(dashboard: Dashboard) -> dict:
         "time": {"from": "now-30m", "to": "now"}, "timepicker": {},
         "templating": {"list": [_variable_json(v) for v in dashboard.variables]},
         "annotations": {"list": []}, "links": [
-            {"type": "dashboards", "tags": ["augserve"], "asDropdown": True, "title": "augserve", "icon": "external link"},
+            {"type": "dashboards", "tags": ["augserve"], "asDropdown": True, "title": "augserve",
+             "icon": "external link"},
         ],
         "panels": panels,
     }

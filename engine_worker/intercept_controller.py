@@ -103,7 +103,8 @@ class InterceptController:
 
     def _snapshot(self, entry: Paused, now: float) -> PausedRequest:
         elapsed = now - entry.started
-        remaining = self._history_remaining(entry.api, elapsed) if self._mode == "history" and self._history_remaining else None
+        remaining = (self._history_remaining(entry.api, elapsed)
+                     if self._mode == "history" and self._history_remaining else None)
         entry.predicted_s = expected_duration(self._mode, elapsed, remaining, entry.oracle_s)
         full_blocks = entry.context_tokens // self._block_size * self._block_size
         cached = full_blocks if self._kv_usage() < HIGH_KV_USAGE else 0

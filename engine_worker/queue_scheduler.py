@@ -122,9 +122,11 @@ class PolicyScheduler(Scheduler):
         enqueued = since if state == "waiting" else None
         return QueuedRequest(
             request_id=key, arrival_s=float(info.get("arrival", request.arrival_time)), state=state,
-            context_tokens=request.num_tokens, generated_tokens=int(info.get("generated", 0)) + request.num_output_tokens,
+            context_tokens=request.num_tokens,
+            generated_tokens=int(info.get("generated", 0)) + request.num_output_tokens,
             program_id=info.get("program"), attained_s=self._attained.get(key, 0.0),
-            last_scheduled_s=max((t for t in (last_ran, enqueued) if t is not None), default=None), calls_done=int(info.get("calls_done", 0)),
+            last_scheduled_s=max((t for t in (last_ran, enqueued) if t is not None), default=None),
+            calls_done=int(info.get("calls_done", 0)),
             predicted_output_tokens=info.get("expect_tokens"), api_kind=info.get("api"),
             predicted_call_s=info.get("call_s"))
 

@@ -164,7 +164,8 @@ class SessionSpans:
         for name, seconds in (("kv swap-out", out_s), ("kv swap-in", in_s)):
             tracer.start_span(name, context=parent, start_time=tracing.ago_ns(seconds), attributes={
                 "augserve.kv.bytes": nbytes, "augserve.swap_s": seconds}).end()
-        span.set_attributes({"augserve.swapped_bytes": nbytes, "augserve.swap_out_s": out_s, "augserve.swap_in_s": in_s})
+        span.set_attributes({"augserve.swapped_bytes": nbytes, "augserve.swap_out_s": out_s,
+                             "augserve.swap_in_s": in_s})
 
     def recomputed(self, prompt_tokens: int, cached_tokens: int, recomputed: int, seconds: float) -> None:
         """The discarded context was prefilled again: `seconds` from re-submitting it to its first

@@ -102,8 +102,9 @@ class EngineClient:
                     outage_since = time.monotonic() if outage_since is None else outage_since
                     if time.monotonic() - outage_since >= self.outage_s:
                         backoff.give_up()
-                        raise ApiError(503, f"lost the engine's output stream: Redis unavailable for {self.outage_s:g}s "
-                                            f"({exc})", code="engine_unavailable") from exc
+                        raise ApiError(503, "lost the engine's output stream: "
+                                            f"Redis unavailable for {self.outage_s:g}s ({exc})",
+                                       code="engine_unavailable") from exc
                     delay = min(backoff.next_delay(), max(0.0, deadline - time.monotonic()))
                     log.warning("request %s: output stream unreadable (%s), retry %d in %.1fs",
                                 request_id, exc, backoff.failures, delay)

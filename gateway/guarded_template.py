@@ -65,5 +65,6 @@ def render(tokenizer: Any, turns: list[dict[str, str]], **template_kwargs: Any) 
         else:
             content = contents[int(piece)]
             text_parts.append(content)
-            token_ids += tokenizer.encode(content, add_special_tokens=False, split_special_tokens=True) if content else []
+            token_ids += (tokenizer.encode(content, add_special_tokens=False, split_special_tokens=True)
+                          if content else [])
     return "".join(text_parts), token_ids

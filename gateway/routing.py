@@ -64,7 +64,8 @@ class Router:
         if program_id is None:
             return Placement(ENGINE_REQUEST_STREAM, RouteDecision(None, "no_program"))
         holder = await self.redis.get(program_holder(program_id))
-        workers = [w if w.worker_id != holder else WorkerLoad(w.worker_id, w.load, w.heartbeat_at, frozenset({program_id}))
+        workers = [w if w.worker_id != holder
+                   else WorkerLoad(w.worker_id, w.load, w.heartbeat_at, frozenset({program_id}))
                    for w in await self._worker_loads()]
         if holder is not None and all(w.worker_id != holder for w in workers):
             # Gone from the registry (stopped, or removed as dead by a peer): a holder without a heartbeat.

@@ -39,7 +39,8 @@ def _rank(args: argparse.Namespace) -> int:
     else:
         d = deployment(args.hardware)
     d = replace(d, **{k: v for k, v in {"kv_pool_tokens": args.kv_pool_tokens, "max_num_seqs": args.max_num_seqs,
-                                          "max_num_batched_tokens": args.max_num_batched_tokens}.items() if v is not None})
+                                          "max_num_batched_tokens": args.max_num_batched_tokens}.items()
+                      if v is not None})
     on_cpu = d.name.startswith("cpu")
     rates = args.rates or (CPU_RATES if on_cpu else GPU_RATES)
     time_scale = args.time_scale if args.time_scale is not None else (0.05 if on_cpu else 1.0)

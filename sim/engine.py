@@ -137,7 +137,8 @@ class Simulator:
 
     # -- 1. arrivals and returns ---------------------------------------------------------------------
     def _arrivals(self) -> None:
-        while self._next_arrival < len(self._pending) and self._pending[self._next_arrival].req.arrival_s <= self.now + 1e-12:
+        while (self._next_arrival < len(self._pending)
+               and self._pending[self._next_arrival].req.arrival_s <= self.now + 1e-12):
             r = self._pending[self._next_arrival]
             self._next_arrival += 1
             r.queue_arrival_s = r.req.arrival_s
@@ -169,11 +170,13 @@ class Simulator:
         if not candidates:
             return
         running_ctx = sum(r.context for r in self.running)
-        room = max(0, self.d.host_swap_tokens - self.host_tokens - sum(r.swap_left for r in self.paused if r.kv == "out"))
+        room = max(0, self.d.host_swap_tokens - self.host_tokens
+                   - sum(r.swap_left for r in self.paused if r.kv == "out"))
         basis = running_ctx if self.cfg.swap_budget_basis == "running-context" else self._last_batched
         step_budget = self.cm.swap_budget_tokens(basis)
         batch = BatchState(running_context_tokens=running_ctx, swap_budget_tokens=min(room, step_budget),
-                           free_blocks=self.pool.num_free, reserve_blocks=min(self.d.max_num_seqs, self.pool.num_blocks // 2),
+                           free_blocks=self.pool.num_free,
+                           reserve_blocks=min(self.d.max_num_seqs, self.pool.num_blocks // 2),
                            block_size=self.d.block_size, waiting_requests=len(self.waiting),
                            running_requests=len(self.running))
         cached_ok = self.pool.usage() < HIGH_KV_USAGE
@@ -300,7 +303,8 @@ class Simulator:
         """Admission: resumed requests parked in the queue with their KV give it up (recompute),
         lowest-ranked first, to a better-ranked request that cannot otherwise get blocks."""
         while not self._allocate_to(r, tokens):
-            holders = [x for x in self.waiting if x is not r and x.kv == "device" and x.blocks and rank[x.id] > rank[r.id]]
+            holders = [x for x in self.waiting
+                       if x is not r and x.kv == "device" and x.blocks and rank[x.id] > rank[r.id]]
             if not holders:
                 return False
             victim = max(holders, key=lambda x: rank[x.id])
@@ -429,8 +433,8 @@ class Simulator:
             if r.computed >= r.context:
                 self._sample(r)
         if self.cfg.record_steps:
-            self.steps.append(StepStats(start, dt, tokens, len(batch), len(self.running), self._slots_held(), moved, budget,
-                                        self.pool.num_free, self.host_tokens))
+            self.steps.append(StepStats(start, dt, tokens, len(batch), len(self.running), self._slots_held(), moved,
+                                        budget, self.pool.num_free, self.host_tokens))
         self.order.observe({rid: dt * n / tokens for rid, n in batch.items()} if tokens else {}, self.now)
         if self.on_step is not None:
             self.on_step(self)
@@ -453,7 +457,8 @@ class Simulator:
             return
         r.phase, r.call_started_s, r.context_at_pause = "paused", self.now, r.context
         returns_at = self.now + seg.duration_s + self.d.call_overhead_s
-        r.interceptions.append(Interception(seg.api, self.now, returns_at, seg.duration_s, r.context, seg.return_tokens))
+        r.interceptions.append(Interception(seg.api, self.now, returns_at, seg.duration_s, r.context,
+                                            seg.return_tokens))
         self.paused.append(r)
         heapq.heappush(self._returns, (returns_at, r.order_key, r))
         self._pause_seen = True
@@ -470,7 +475,8 @@ class Simulator:
             if self.waiting:  # nothing can ever admit it: the pool is too small for its context
                 raise RuntimeError(f"request {self.waiting[0].id} can never be admitted "
                                    f"({self.waiting[0].context} tokens, {self.pool.num_blocks} blocks): waiting "
-                                   f"{[(r.kv, r.context - r.computed, len(r.blocks)) for r in self.waiting][:8]}, free blocks "
-                                   f"{self.pool.num_free}, slots {self._slots_held()}, paused {len(self.paused)}")
+                                   f"{[(r.kv, r.context - r.computed, len(r.blocks)) for r in self.waiting][:8]}, "
+                                   f"free blocks {self.pool.num_free}, slots {self._slots_held()}, "
+                                   f"paused {len(self.paused)}")
             return
         self.now = max(self.now, min(times))

@@ -108,11 +108,13 @@ PRESETS: dict[str, Deployment] = {
         block_size=16, max_num_seqs=256, max_num_batched_tokens=8192, host_swap_tokens=int(128 * GIB / LLAMA3_8B_KV),
         source="derived from H200 spec (989 TFLOP/s bf16, 4.8 TB/s HBM3e, 141 GB) and Llama-3-8B's shape"),
     "h100x4-llama3-70b": Deployment(
-        "h100x4-llama3-70b", spec_cost_model(70.6, 4, 3.35e12, LLAMA3_70B_KV), _pool_tokens(4, 80, 141.2, LLAMA3_70B_KV),
+        "h100x4-llama3-70b", spec_cost_model(70.6, 4, 3.35e12, LLAMA3_70B_KV),
+        _pool_tokens(4, 80, 141.2, LLAMA3_70B_KV),
         block_size=16, max_num_seqs=256, max_num_batched_tokens=8192, host_swap_tokens=int(256 * GIB / LLAMA3_70B_KV),
         source="derived: 4x H100 SXM, tensor parallel 4, Llama-3-70B bf16 (141 GB of weights)"),
     "h200x2-llama3-70b": Deployment(
-        "h200x2-llama3-70b", spec_cost_model(70.6, 2, 4.8e12, LLAMA3_70B_KV), _pool_tokens(2, 141, 141.2, LLAMA3_70B_KV),
+        "h200x2-llama3-70b", spec_cost_model(70.6, 2, 4.8e12, LLAMA3_70B_KV),
+        _pool_tokens(2, 141, 141.2, LLAMA3_70B_KV),
         block_size=16, max_num_seqs=256, max_num_batched_tokens=8192, host_swap_tokens=int(256 * GIB / LLAMA3_70B_KV),
         source="derived: 2x H200, tensor parallel 2, Llama-3-70B bf16"),
 }
@@ -135,7 +137,8 @@ def cpu_profile(profile_path: Path | str | None = None, model_path: Path | str |
         profile_path = cost_profile.cache_path(str(model_path or default_model_dir()), dtype)
     profile = cost_profile.load(Path(profile_path))
     if profile is None:
-        raise FileNotFoundError(f"no cost profile at {profile_path}: run python -m engine_worker.cost_profile --model ...")
+        raise FileNotFoundError(f"no cost profile at {profile_path}: "
+                                "run python -m engine_worker.cost_profile --model ...")
     cm = profile.cost_model
     return Deployment("cpu-profile", cm, BENCH_POOL_TOKENS, block_size=128, max_num_seqs=64,
                       max_num_batched_tokens=2048, host_swap_tokens=GIB // cm.kv_bytes_per_token,

@@ -17,8 +17,9 @@ from bench.sustainable import SustainableRate
 from sim.hardware import Deployment
 from sim.sweep import SweepPoint, WorkloadAt, sustainable, sweep
 
-DEFAULT_SYSTEMS = ("vllm:ttft_budget_s=null", "improved-discard", "preserve", "swap", "infercept", "infercept-on-demand",
-                   "infercept+lamps", "infercept+autellix", "infercept+fastserve", "continuum+continuum",
+DEFAULT_SYSTEMS = ("vllm:ttft_budget_s=null", "improved-discard", "preserve", "swap", "infercept",
+                   "infercept-on-demand", "infercept+lamps", "infercept+autellix", "infercept+fastserve",
+                   "continuum+continuum",
                    "fastserve+fastserve")
 """The handling policies (FCFS with the worker's default TTFT budget) and the queue orders beside
 InferCept's rule; `--systems` takes any POLICY[+SCHEDULER][:key=value] of bench.systems."""
@@ -76,7 +77,8 @@ def rank(deployment: Deployment, systems: Sequence[str], rates: Sequence[float],
 
 
 def table(r: Ranking) -> str:
-    lines = [f"| rank | system | sustainable req/s (SLO {r.slo_s} s/token) | bound | norm. latency s/token | completed/s by rate |",
+    lines = [f"| rank | system | sustainable req/s (SLO {r.slo_s} s/token) | bound "
+             "| norm. latency s/token | completed/s by rate |",
              "|---|---|---|---|---|---|"]
     for i, x in enumerate(r.ranked, 1):
         rate = f"{x.sustained.rate:.3g}" if x.sustained.rate is not None else "< lowest"

@@ -94,14 +94,16 @@ def infercept_headline(scale: Scale = Scale(), rates: tuple[float, ...] = INFERC
     ratio = ours.rate / base.rate if ours.rate and base.rate else float("nan")
     return Row("InferCept", f"sustainable rate vs vLLM at {slo_s} s/token, GPT-J-6B A100", "1.6x",
                f"{ratio:.2f}x", 1.6 * 0.8 <= ratio <= 1.6 * 1.2,
-               f"vLLM {_rate(base.rate)} req/s ({base.bound}), InferCept {_rate(ours.rate)} req/s ({ours.bound})"), curves
+               f"vLLM {_rate(base.rate)} req/s ({base.bound}), "
+               f"InferCept {_rate(ours.rate)} req/s ({ours.bound})"), curves
 
 
 def _rate(rate: float | None) -> str:
     return "-" if rate is None else f"{rate:.2f}"
 
 
-ABLATION = (("vllm", "vllm:ttft_budget_s=null", True), ("improved discard", "improved-discard:ttft_budget_s=null", True),
+ABLATION = (("vllm", "vllm:ttft_budget_s=null", True),
+            ("improved discard", "improved-discard:ttft_budget_s=null", True),
             ("+ min-waste discard/preserve", "infercept:ttft_budget_s=null", False),
             ("+ swap", "infercept:ttft_budget_s=null", True))
 """(step, system, swap allowed). InferCept's own steps: improved discard 24.5%, + min-waste
@@ -150,7 +152,8 @@ FASTSERVE_CONTEXT_CAP = 2048
 FASTSERVE_SYSTEMS = {"MLFQ": "infercept+fastserve", "MLFQ admission only": "infercept+fastserve:preempt=false"}
 
 
-def fastserve(scale: Scale = Scale(), rates: tuple[float, ...] = FASTSERVE_RATES) -> tuple[Row, list[tuple[float, str, float]]]:
+def fastserve(scale: Scale = Scale(),
+              rates: tuple[float, ...] = FASTSERVE_RATES) -> tuple[Row, list[tuple[float, str, float]]]:
     d = replace(PRESETS["a100-gptj-6b"], max_num_seqs=FASTSERVE_SLOTS, prefix_caching=False)
     conv = ConversionConfig(time_scale=1.0, token_scale=1.0, context_cap=FASTSERVE_CONTEXT_CAP)
 
@@ -172,5 +175,6 @@ def fastserve(scale: Scale = Scale(), rates: tuple[float, ...] = FASTSERVE_RATES
 
 def table(rows: list[Row]) -> str:
     lines = ["| paper | claim | paper's number | ours | within tolerance | detail |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r.paper} | {r.claim} | {r.theirs} | {r.ours} | {'yes' if r.ok else 'NO'} | {r.detail} |" for r in rows]
+    lines += [f"| {r.paper} | {r.claim} | {r.theirs} | {r.ours} | {'yes' if r.ok else 'NO'} | {r.detail} |"
+              for r in rows]
     return "\n".join(lines)

@@ -92,7 +92,8 @@ def from_bench(requests: Sequence[BenchRequest], real_call_s: RealCallDurations 
 
 def from_trace(rate: float, window_s: float, seed: int, conversion: ConversionConfig, *,
                trace_path: Path | str = DEFAULT_TRACE, types: Sequence[str] | None = None,
-               real_call_s: RealCallDurations = "measured-here", pareto: Mapping[str, float] | None = None) -> list[SimRequest]:
+               real_call_s: RealCallDurations = "measured-here",
+               pareto: Mapping[str, float] | None = None) -> list[SimRequest]:
     """One rate's workload, built by bench.workload exactly as the bench builds it; `pareto`
     ({"alpha": .., "min_tokens": ..}) swaps in FastServe's heavy-tailed outputs without calls."""
     pool = select(load_trace(trace_path), types)

@@ -81,7 +81,8 @@ def executor_service(cfg: StackConfig) -> Service:
 
 
 def estimator_service(cfg: StackConfig) -> Service:
-    return python_module("estimator", "estimator", env={**cfg.common_env(), "AUGSERVE_ESTIMATOR_PORT": str(cfg.estimator_port)})
+    return python_module("estimator", "estimator",
+                         env={**cfg.common_env(), "AUGSERVE_ESTIMATOR_PORT": str(cfg.estimator_port)})
 
 
 def engine_service(cfg: StackConfig, worker_id: str = "engine-0", metrics_port: int | None = None) -> Service:
@@ -94,7 +95,8 @@ def engine_service(cfg: StackConfig, worker_id: str = "engine-0", metrics_port: 
 
 
 def gateway_service(cfg: StackConfig) -> Service:
-    env = {**cfg.common_env(), "AUGSERVE_MODEL_PATH": cfg.model_path, "AUGSERVE_PORT": str(cfg.gateway_port), **cfg.gateway_env}
+    env = {**cfg.common_env(), "AUGSERVE_MODEL_PATH": cfg.model_path, "AUGSERVE_PORT": str(cfg.gateway_port),
+           **cfg.gateway_env}
     return python_module("gateway", "gateway", env=env)
 
 
@@ -138,7 +140,8 @@ class Stack:
             self.services.append(start_redis(cfg.redis_port, cfg.state_dir / "redis", cfg.state_dir / "logs",
                                              password=cfg.redis_password))
             self._step(executor_service(cfg), lambda: port_open(cfg.executor_metrics_port), 60, "metrics port")
-            self._step(estimator_service(cfg), lambda: _http_ok(f"http://127.0.0.1:{cfg.estimator_port}/health"), 60, "/health")
+            self._step(estimator_service(cfg), lambda: _http_ok(f"http://127.0.0.1:{cfg.estimator_port}/health"), 60,
+                       "/health")
             client = redis.Redis.from_url(cfg.redis_url)
             extra = [engine_service(cfg, worker_id, metrics_port=0) for worker_id in cfg.extra_engine_workers]
             for service in extra:

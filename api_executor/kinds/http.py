@@ -3,8 +3,9 @@
 Arguments: {"endpoint": name, "params": {...}} (GET query) or {"endpoint": name, "body": ...}
 (POST JSON), or the engine's form for a registered tool name, {"endpoint": name, "arguments":
 {...}} (the query of a GET, the body of a POST). The model names an endpoint, never a URL:
-anything not registered is refused with an error it can read. Redirects are not followed (they could lead anywhere), proxies from the environment are not
-used, and at most a few times `max_chars` bytes of the response are read before it is cut.
+anything not registered is refused with an error it can read. Redirects are not followed (they
+could lead anywhere), proxies from the environment are not used, and at most a few times
+`max_chars` bytes of the response are read before it is cut.
 Network failures, timeouts, 429 and 5xx raise TransientError, which the task retries with backoff.
 """
 

@@ -68,7 +68,8 @@ class TransferTimes:
 
 class HostStore:
     def __init__(self, kv_caches: dict[str, torch.Tensor], num_blocks: int):
-        self._layers = {name: _Layer(t, block_dim(tuple(t.shape), num_blocks, t.is_cuda)) for name, t in kv_caches.items()}
+        self._layers = {name: _Layer(t, block_dim(tuple(t.shape), num_blocks, t.is_cuda))
+                        for name, t in kv_caches.items()}
         first = next(iter(kv_caches.values()))
         self._cuda = first.is_cuda
         self._stream = torch.cuda.Stream(device=first.device) if self._cuda else None
@@ -135,7 +136,8 @@ class HostStore:
                 still.append(pending)
                 continue
             times = self.times.out_s if pending.direction == "out" else self.times.in_s
-            done.append(CompletedTransfer(pending.request_id, pending.direction, pending.key, times.pop(pending.key, 0.0)))
+            done.append(CompletedTransfer(pending.request_id, pending.direction, pending.key,
+                                          times.pop(pending.key, 0.0)))
             if pending.direction == "in":
                 self._records.pop(pending.key, None)  # back in the pool: the host copy is no longer needed
         self._waiting = still

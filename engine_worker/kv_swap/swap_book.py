@@ -63,7 +63,8 @@ class SwapBook:
         return sum(r.nbytes for r in self.records.values())
 
     # -- swap-out -------------------------------------------------------------------------------
-    def start_save(self, key: str, request_id: str, token_ids: list[int], num_tokens: int, block_ids: list[int]) -> bool:
+    def start_save(self, key: str, request_id: str, token_ids: list[int], num_tokens: int,
+                   block_ids: list[int]) -> bool:
         """Takes the first num_tokens of an aborted request's blocks to the host, as record `key`.
         False: no room (or nothing to save), so its blocks go straight back to the pool: a discard."""
         num_blocks = -(-num_tokens // self.block_size)

@@ -134,4 +134,5 @@ class FastServe:
 
     @staticmethod
     def _waiting_since(s: QueuedRequest, state: _LevelState) -> float:
-        return s.waiting_since_s if state.starvation_clock_s is None else max(s.waiting_since_s, state.starvation_clock_s)
+        return (s.waiting_since_s if state.starvation_clock_s is None
+                else max(s.waiting_since_s, state.starvation_clock_s))

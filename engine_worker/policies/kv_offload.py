@@ -45,7 +45,8 @@ def plan_kv_moves(by_priority: Sequence[KvHolder], free_blocks: int, reserve_blo
                   swap_budget_tokens: int) -> KvMoves:
     if block_size < 1 or free_blocks < 0 or reserve_blocks < 0 or swap_budget_tokens < 0:
         raise ValueError("block_size must be positive; free/reserve blocks and the budget non-negative")
-    capacity = free_blocks + sum(blocks_for(h.kv_tokens, block_size) for h in by_priority if h.on_device) - reserve_blocks
+    capacity = (free_blocks + sum(blocks_for(h.kv_tokens, block_size) for h in by_priority if h.on_device)
+                - reserve_blocks)
     keep = 0
     for h in by_priority:
         need = blocks_for(h.kv_tokens, block_size)

@@ -91,7 +91,8 @@ class PredictionError:
     """Mean of |predicted - actual| / max(1, actual): dominated by the few 1-3 token answers."""
 
 
-def evaluate(samples: Iterable[tuple[str | None, int]], history: OutputLengthHistory | None = None) -> list[PredictionError]:
+def evaluate(samples: Iterable[tuple[str | None, int]],
+             history: OutputLengthHistory | None = None) -> list[PredictionError]:
     """Online error: each (api_kind, actual length) is predicted from the samples before it, then
     recorded. One row per kind, then an overall row (kind '*')."""
     history = history or OutputLengthHistory()

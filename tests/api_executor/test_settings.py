@@ -20,7 +20,8 @@ def test_defaults_are_consistent() -> None:
     ({"executor_visibility_timeout_s": 600}, "visibility_timeout_s must exceed"),
     ({"executor_idempotency_ttl_s": 3000}, "idempotency_ttl_s must exceed"),
     ({"executor_heartbeat_s": 3, "executor_liveness_ttl_s": 5}, "at least twice executor_heartbeat_s"),
-    ({"executor_liveness_ttl_s": 119, "executor_heartbeat_s": 2}, "liveness_ttl_s \\+ executor_heartbeat_s must be below"),
+    ({"executor_liveness_ttl_s": 119, "executor_heartbeat_s": 2},
+     "liveness_ttl_s \\+ executor_heartbeat_s must be below"),
 ])
 def test_nonsense_is_refused(fields: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):

@@ -41,7 +41,8 @@ class Executor:
         self.service = service
         self.metrics_port = metrics_port
 
-    def send(self, api: str, arguments: dict[str, Any] | None = None, reply_to: str = "", **fields: Any) -> ToolCallTask:
+    def send(self, api: str, arguments: dict[str, Any] | None = None, reply_to: str = "",
+             **fields: Any) -> ToolCallTask:
         call = ToolCallTask(call_id=fields.pop("call_id", f"call-{uuid.uuid4().hex[:12]}"), request_id="req-1",
                             api=api, arguments=arguments or {}, reply_to=reply_to, **fields)
         self.send_kwargs(api, call.model_dump(mode="json"))
@@ -124,7 +125,8 @@ def stream() -> str:
 def test_calculator_ok(executor: Executor, stream: str) -> None:
     call = executor.send("calculator", {"expression": "2 + 3 * 4"}, reply_to=stream)
     result = executor.result(stream)
-    assert (result.call_id, result.api, result.ok, result.content, result.error) == (call.call_id, "calculator", True, "14", None)
+    assert ((result.call_id, result.api, result.ok, result.content, result.error)
+            == (call.call_id, "calculator", True, "14", None))
     assert result.started_at <= result.ended_at <= time.time()
 
 
@@ -169,7 +171,8 @@ def test_http_transient_errors_retried_then_reported(executor: Executor, stream:
     executor.send("http", {"endpoint": "down"}, reply_to=stream)
     result = executor.result(stream)
     assert not result.ok
-    assert result.content == f"error: http endpoint 'down' unreachable (ConnectError) (after {MAX_RETRIES + 1} attempts)"
+    assert result.content == ("error: http endpoint 'down' unreachable (ConnectError) "
+                              f"(after {MAX_RETRIES + 1} attempts)")
     assert f'augserve_executor_retries_total{{api="http"}} {float(MAX_RETRIES)}' in executor.metrics_text()
 
 

@@ -12,7 +12,8 @@ from bench.summary import SPREAD, annotate
 
 RECORDS = [
     {"arrival_s": 0.0, "sent_s": 0.0, "end_s": 3.0, "first_token_s": 0.4, "ok": True, "completion_tokens": 20,
-     "prompt_tokens": 10, "interceptions": [{"api": "tts", "duration_s": 1.0, "strategy": "discard", "recomputed_tokens": 90}]},
+     "prompt_tokens": 10,
+     "interceptions": [{"api": "tts", "duration_s": 1.0, "strategy": "discard", "recomputed_tokens": 90}]},
     {"arrival_s": 1.0, "sent_s": 1.0, "end_s": 2.0, "first_token_s": 1.1, "ok": True, "completion_tokens": 10,
      "prompt_tokens": 10, "interceptions": []},
 ]

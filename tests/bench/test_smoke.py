@@ -16,8 +16,9 @@ import sys
 
 from stack.processes import REPO_ROOT
 
-METRIC_KEYS = {"requests", "completed_per_s", "served_per_s", "output_tokens_per_s", "generated_tokens", "normalized_latency_s",
-               "e2e_latency_s", "ttft_s", "tpot_s", "recompute_share", "api_time_s", "interceptions",
+METRIC_KEYS = {"requests", "completed_per_s", "served_per_s", "output_tokens_per_s", "generated_tokens",
+               "normalized_latency_s", "e2e_latency_s", "ttft_s", "tpot_s", "recompute_share", "api_time_s",
+               "interceptions",
                "recomputed_tokens", "recompute_s", "held_kv_byte_seconds", "duration_estimate_abs_error_s",
                "waste", "waste_chosen", "errors"}
 SUMMARY_KEYS = {"reference_rate", "completed_per_s", "output_tokens_per_s", "recompute_share", "normalized_latency_s",
@@ -40,9 +41,9 @@ def _check_run(run: dict, *, interceptions: bool) -> None:
 def test_quick_profile_on_the_tiny_model(tmp_path):
     out = tmp_path / "results"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--model", "tiny", "--systems", "stock-vllm,infercept,no-such-policy",
-         "--window", "12", "--drain", "30", "--overhead-window", "6", "--repeats", "2", "--max-num-batched-tokens", "1024",
-         "--out", str(out)],
+        [sys.executable, "-m", "bench", "--quick", "--model", "tiny",
+         "--systems", "stock-vllm,infercept,no-such-policy", "--window", "12", "--drain", "30",
+         "--overhead-window", "6", "--repeats", "2", "--max-num-batched-tokens", "1024", "--out", str(out)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]  # 1: a system failed

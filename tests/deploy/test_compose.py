@@ -151,7 +151,8 @@ def test_env_example_defines_every_variable_the_compose_file_needs():
     unknown = set(example) - set(ANY_VAR.findall(text)) - {"COMPOSE_PROFILES"}
     assert not unknown, f".env.example sets variables the compose file never reads: {sorted(unknown)}"
     for key in required:
-        assert "change-me" in example[key] or not re.search("PASSWORD|KEYS", key), f"{key}: example must be a placeholder"
+        assert ("change-me" in example[key]
+                or not re.search("PASSWORD|KEYS", key)), f"{key}: example must be a placeholder"
 
 
 def _interpolate(text: str, env: dict[str, str]) -> str:

@@ -94,7 +94,8 @@ def test_dashboard_provider_points_at_the_mounted_dashboards():
     assert mounts["./dashboards"] == provider["options"]["path"]
     assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
     home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
-    assert home.startswith(provider["options"]["path"] + "/") and (REPO_ROOT / "dashboards" / home.rsplit("/", 1)[1]).exists()
+    assert (home.startswith(provider["options"]["path"] + "/")
+            and (REPO_ROOT / "dashboards" / home.rsplit("/", 1)[1]).exists())
 
 
 def test_collector_pipeline_sends_otlp_traces_to_the_trace_store():

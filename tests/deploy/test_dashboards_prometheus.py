@@ -86,7 +86,8 @@ WAVE: list[tuple[str, dict, int]] = [
     ("/v1/chat/completions", _chat(_plan(_call("tts", duration_s=1.0), _call("chatbot", duration_s=0.3)),
                                    stream=True), 200),
     ("/v1/chat/completions", _chat(_plan(_call("ve", arguments={"episode": "dash", "action": "look"}))), 200),
-    ("/v1/chat/completions", _chat(_plan(_call("http", arguments={"endpoint": "flaky", "params": {"city": "Paris"}}))), 200),
+    ("/v1/chat/completions",
+     _chat(_plan(_call("http", arguments={"endpoint": "flaky", "params": {"city": "Paris"}}))), 200),
     ("/v1/completions", {"model": MODEL, "prompt": "Once upon a time", "max_tokens": 12, "ignore_eos": True}, 200),
     ("/v1/chat/completions", _chat(max_tokens=10, stream=True), 200),
     ("/v1/chat/completions", _chat(model="no-such-model"), 404),
@@ -103,7 +104,8 @@ def _send(gateway_url: str, route: str, body: dict, status: int) -> None:
                 response.read()
         else:
             response = client.post(gateway_url + route, json=body)
-    assert response.status_code == status, f"{route} {json.dumps(body)[:200]}: {response.status_code} {response.text[:300]}"
+    assert response.status_code == status, (f"{route} {json.dumps(body)[:200]}: "
+                                            f"{response.status_code} {response.text[:300]}")
 
 
 def _exported(port: int, sample: str) -> float:
@@ -213,7 +215,8 @@ KNOWN_GAPS: dict[tuple[str, str], str] = {}
 """Panels whose declared metric the service does not update yet. Strict: once the service is
 fixed the test passes, which fails the run until the entry is removed."""
 
-VARIABLES = [(stem, v["name"], v["definition"]) for stem, body in rendered().items() for v in body["templating"]["list"]]
+VARIABLES = [(stem, v["name"], v["definition"])
+             for stem, body in rendered().items() for v in body["templating"]["list"]]
 QUERIES = [
     pytest.param(stem, title, expr, id=f"{stem}-{title}", marks=[
         pytest.mark.xfail(reason=KNOWN_GAPS[(stem, title)], strict=True)] if (stem, title) in KNOWN_GAPS else [])
@@ -241,7 +244,8 @@ def test_template_variable_has_values(loaded, stem, name, definition):
 @pytest.mark.parametrize(("stem", "title", "expr"), QUERIES)
 def test_panel_query_returns_data(loaded, stem, title, expr):
     query = _substituted(loaded.prometheus, stem, expr)
-    body = loaded.prometheus.api("query_range", query=query, start=f"{loaded.start:.3f}", end=f"{loaded.end:.3f}", step="1")
+    body = loaded.prometheus.api("query_range", query=query, start=f"{loaded.start:.3f}", end=f"{loaded.end:.3f}",
+                                 step="1")
     assert body["status"] == "success", f"{stem} / {title}: {body.get('errorType')}: {body.get('error')}\n{query}"
     series = body["data"]["result"]
     assert series, f"{stem} / {title}: no data\n{query}"

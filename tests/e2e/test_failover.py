@@ -141,7 +141,8 @@ def _mid_flight(cps: list[Checkpoint]) -> bool:
     live = [cp for cp in cps if not cp.ended]
     paused = [cp for cp in live if cp.pending is not None and cp.pending.api == "chatbot"]
     after_call = [cp for cp in live if cp.segment_index == 1 and 8 <= len(cp.open_tokens) < LONG // 2]
-    first = [cp for cp in live if cp.segment_index == 0 and cp.pending is None and 16 <= len(cp.open_tokens) < LONG // 2]
+    first = [cp for cp in live
+             if cp.segment_index == 0 and cp.pending is None and 16 <= len(cp.open_tokens) < LONG // 2]
     return len(paused) == 2 and len(after_call) == 1 and len(first) == 2
 
 
@@ -192,7 +193,8 @@ def test_a_killed_workers_requests_continue_on_the_other_exactly_as_without_the_
         assert got["usage"] == ref["usage"] and got["finish_reason"] == ref["finish_reason"], name
         assert [(c["api"], c["ok"], c["result"], c["context_tokens"], c["returned_tokens"])
                 for c in got["interceptions"]] == [
-            (c["api"], c["ok"], c["result"], c["context_tokens"], c["returned_tokens"]) for c in ref["interceptions"]], name
+            (c["api"], c["ok"], c["result"], c["context_tokens"], c["returned_tokens"])
+            for c in ref["interceptions"]], name
     # The short call's result was waiting; the long one's came from its one run: a pause as long
     # as the call, from its original start.
     for name, seconds in (("paused-short", SHORT_CALL_S), ("paused-long", LONG_CALL_S)):

@@ -64,7 +64,8 @@ async def _pool_usage_while_paused(stack: Stack) -> tuple[float, dict, float]:
         deadline = time.monotonic() + 60
         while True:
             text = (await client.get(metrics_url)).text
-            if sum(float(v) for v in re.findall(r"^augserve_engine_paused_requests{[^}]*} ([0-9.]+)$", text, re.M)) >= 1:
+            if sum(float(v) for v in re.findall(r"^augserve_engine_paused_requests{[^}]*} ([0-9.]+)$",
+                                                text, re.M)) >= 1:
                 break
             assert time.monotonic() < deadline and not paused.done(), "the request never paused"
             await asyncio.sleep(0.05)

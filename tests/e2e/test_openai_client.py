@@ -39,7 +39,8 @@ def test_plain_chat_completion_writes_coherent_text(client):
 
 
 def test_streaming_chat_yields_the_same_text_as_non_streaming(client):
-    kwargs = dict(model=MODEL, messages=[{"role": "user", "content": "Name three colors."}], temperature=0, max_tokens=25)
+    kwargs = dict(model=MODEL, messages=[{"role": "user", "content": "Name three colors."}], temperature=0,
+                  max_tokens=25)
     whole = client.chat.completions.create(**kwargs).choices[0].message.content
     chunks = list(client.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kwargs))
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -69,7 +70,8 @@ def test_server_side_tool_runs_inside_the_server_and_generation_resumes(client, 
 
 def test_client_side_tool_is_returned_as_ordinary_tool_calls(client):
     response = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "What's the weather in Paris?"}], tools=[WEATHER, CALCULATOR],
+        model=MODEL, messages=[{"role": "user", "content": "What's the weather in Paris?"}],
+        tools=[WEATHER, CALCULATOR],
         tool_choice={"type": "function", "function": {"name": "get_weather"}}, temperature=0, max_tokens=40)
     choice = response.choices[0]
     assert choice.finish_reason == "tool_calls"
@@ -80,7 +82,8 @@ def test_client_side_tool_is_returned_as_ordinary_tool_calls(client):
     # The client runs the tool and continues the conversation: the standard loop works.
     followup = client.chat.completions.create(
         model=MODEL, temperature=0, max_tokens=30, tools=[WEATHER, CALCULATOR],
-        messages=[{"role": "user", "content": "What's the weather in Paris?"}, choice.message.model_dump(exclude_none=True),
+        messages=[{"role": "user", "content": "What's the weather in Paris?"},
+                  choice.message.model_dump(exclude_none=True),
                   {"role": "tool", "tool_call_id": call.id, "content": "Sunny, 24 C"}])
     assert followup.choices[0].finish_reason in ("stop", "length", "tool_calls")
     # The call and its result were rendered into the context the model continued from.

@@ -50,7 +50,8 @@ def test_three_interceptions_of_different_kinds_complete_with_exact_accounting(g
 
 def test_final_tokens_equal_one_uninterrupted_greedy_generation(gateway_url, model_path):
     """The pause changes nothing: each segment equals plain greedy decoding over its context."""
-    response = httpx.post(f"{gateway_url}/v1/chat/completions", json=_chat(THREE_CALLS, return_token_ids=True), timeout=120)
+    response = httpx.post(f"{gateway_url}/v1/chat/completions", json=_chat(THREE_CALLS, return_token_ids=True),
+                          timeout=120)
     assert response.status_code == 200, response.text
     body = response.json()
     generated = body["choices"][0]["token_ids"]
@@ -78,7 +79,8 @@ async def test_eight_concurrent_requests_some_paused_all_complete(gateway_url):
         if i % 2:
             plans.append({"segments": [
                 {"generate_tokens": 6, "api": "tts", "duration_s": 3.0, "return_tokens": 5},
-                {"generate_tokens": 4, "api": "calculator", "arguments": {"expression": f"{i}*{i}"}, "return_tokens": 2},
+                {"generate_tokens": 4, "api": "calculator", "arguments": {"expression": f"{i}*{i}"},
+                 "return_tokens": 2},
                 {"generate_tokens": 5}]})
         else:
             plans.append({"segments": [{"generate_tokens": 12 + i}]})

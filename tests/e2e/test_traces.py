@@ -121,7 +121,8 @@ def test_parentage_gateway_to_engine_to_executor(traced):
         tool = _one(spans, f"execute_tool {record['api']}")
         assert interception.service == "engine-worker" and interception.parent_id == request.span_id
         assert tool.service == "api-executor" and tool.parent_id == interception.span_id
-        assert tool.attributes["gen_ai.tool.call.id"] == interception.attributes["gen_ai.tool.call.id"] == record["call_id"]
+        assert (tool.attributes["gen_ai.tool.call.id"] == interception.attributes["gen_ai.tool.call.id"]
+                == record["call_id"])
         # Celery's own span of the task message, from the headers, also hangs off the interception.
         run = _one(spans, f"run/api.{record['api']}")
         assert run.service == "api-executor" and run.parent_id == interception.span_id

@@ -63,7 +63,8 @@ def test_pinned_until_the_ttl_then_evicted():
 
 def test_expired_pins_swap_largest_first_while_the_budget_lasts_then_discard():
     batch = BatchState(1000, swap_budget_tokens=900)
-    expired = [paused("small", 300, predicted=1e6), paused("big", 800, predicted=1e6), paused("mid", 500, predicted=1e6)]
+    expired = [paused("small", 300, predicted=1e6), paused("big", 800, predicted=1e6),
+               paused("mid", 500, predicted=1e6)]
     decisions = {d.request_id: d.strategy for d in POLICIES["continuum"](expired, batch, CM)}
     assert decisions == {"big": "swap", "small": "discard", "mid": "discard"}  # 800 used, 100 left
 

@@ -53,7 +53,8 @@ def test_demotion_after_the_level_quantum_is_used_up_with_the_remainder_carried(
 
 def test_order_is_level_then_original_arrival():
     policy = FastServe(CM)
-    snapshots = [waiting("old-long", 0.0), waiting("new-short", 5.0), waiting("newer-short", 6.0), waiting("old-2", 1.0)]
+    snapshots = [waiting("old-long", 0.0), waiting("new-short", 5.0), waiting("newer-short", 6.0),
+                 waiting("old-2", 1.0)]
     policy.order(snapshots, 0.0)
     policy.observe({"old-long": 0.02}, 0.1)  # demoted to level 1
     assert policy.order(snapshots, 0.2) == ["old-2", "new-short", "newer-short", "old-long"]

@@ -42,7 +42,8 @@ def test_chunks_cover_each_transfer_once_in_order_within_budget(sizes, budget_bl
         step = plan_step(out, [], budget_blocks * BS, usage, BS)
         assert sum(len(c.device_blocks) for c in step.copies) <= budget_blocks
         for c in step.copies:
-            assert list(c.record_blocks) == list(range(len(seen.get(c.key, [])), len(seen.get(c.key, [])) + len(c.device_blocks)))
+            assert list(c.record_blocks) == list(range(len(seen.get(c.key, [])),
+                                                       len(seen.get(c.key, [])) + len(c.device_blocks)))
             seen.setdefault(c.key, []).extend(c.device_blocks)
             if c.last:
                 lasts.add(c.key)

@@ -48,7 +48,8 @@ def test_without_swap_a_long_call_is_predicted_discarded():
 
 def test_no_call_expected_scores_the_decode_only():
     score = score_segment(req("r", context=300, output=100), 2000, CM, STEP)
-    assert score.strategy is None and score.memory_over_time == pytest.approx(decode_memory_over_time(300, 100, STEP, 1000))
+    assert (score.strategy is None
+            and score.memory_over_time == pytest.approx(decode_memory_over_time(300, 100, STEP, 1000)))
 
 
 def test_waiting_ranked_by_score_running_stays_first_in_fcfs():
@@ -60,7 +61,8 @@ def test_waiting_ranked_by_score_running_stays_first_in_fcfs():
         req("short", 2.0, output=10),
         req("swapped-back", 0.2, "paused", call_s=0.001),  # in a short call: nothing left to decode before it
     ]
-    assert policy.order(snapshots, 0.0) == ["run-early", "run-late", "swapped-back", "short", "long-call", "long-output"]
+    assert policy.order(snapshots, 0.0) == ["run-early", "run-late", "swapped-back", "short", "long-call",
+                                            "long-output"]
 
 
 def test_scores_are_cached_per_segment():
@@ -87,10 +89,12 @@ def test_between_sorts_the_last_order_holds_and_newcomers_queue_behind_it():
     assert policy.order([req("big", 0.0, output=500), req("small", 1.0, output=5)], 0.0) == ["small", "big"]
     policy.observe({"small": 0.02}, 0.02)
     tiny = req("tiny", 2.0, output=1)
-    assert policy.order([req("big", 0.0, output=500), req("small", 1.0, output=5), tiny], 0.02) == ["small", "big", "tiny"]
+    assert (policy.order([req("big", 0.0, output=500), req("small", 1.0, output=5), tiny], 0.02)
+            == ["small", "big", "tiny"])
     policy.observe({}, 0.04)
     policy.observe({}, 0.06)
-    assert policy.order([req("big", 0.0, output=500), req("small", 1.0, output=5), tiny], 0.06) == ["tiny", "small", "big"]
+    assert (policy.order([req("big", 0.0, output=500), req("small", 1.0, output=5), tiny], 0.06)
+            == ["tiny", "small", "big"])
 
 
 def test_passed_over_past_the_threshold_promotes_for_a_quantum():

@@ -77,7 +77,8 @@ def test_infercept_respects_the_swap_budget_and_decides_each_request_once(paused
 
 @given(paused_lists)
 def test_fixed_policies_choose_their_strategy_for_everyone(paused):
-    for name, strategy in [("preserve", "preserve"), ("swap", "swap"), ("vllm", "discard"), ("improved-discard", "discard")]:
+    for name, strategy in [("preserve", "preserve"), ("swap", "swap"), ("vllm", "discard"),
+                           ("improved-discard", "discard")]:
         decisions = POLICIES[name](paused, BatchState(100, 0), CM)
         # one decision per paused request, in order, each the policy's one strategy (exact: an
         # empty answer for a non-empty list fails)
@@ -109,7 +110,8 @@ def test_on_demand_preserves_everyone_while_no_one_needs_the_memory():
     idle = BatchState(400, swap_budget_tokens=10_000, free_blocks=40, block_size=16, waiting_requests=0,
                       running_requests=3)
     decisions = POLICIES["infercept-on-demand"](_paused_mix(), idle, CM)
-    assert {d.request_id: d.strategy for d in decisions} == {"calc": "preserve", "human": "preserve", "image": "preserve"}
+    assert {d.request_id: d.strategy for d in decisions} == {"calc": "preserve", "human": "preserve",
+                                                             "image": "preserve"}
     # InferCept's rule as written moves them all on the same state: the budget takes all three.
     assert {d.strategy for d in infercept(_paused_mix(), idle, CM)} == {"swap"}
     assert [d.waste_preserve for d in decisions] == [d.waste_preserve for d in

@@ -32,7 +32,8 @@ snapshot_lists = st.lists(snapshot, max_size=25, unique_by=lambda s: s.request_i
 rounds = st.lists(st.tuples(snapshot_lists, st.lists(st.floats(0, 0.5), max_size=5)), min_size=1, max_size=6)
 
 
-def _play(name: str, played: list[tuple[list[QueuedRequest], list[float]]], shuffle_seed: int | None) -> list[list[str]]:
+def _play(name: str, played: list[tuple[list[QueuedRequest], list[float]]],
+          shuffle_seed: int | None) -> list[list[str]]:
     policy = make_scheduler(name, GPTJ_A100)
     orders, now = [], 0.0
     for snapshots, run_seconds in played:

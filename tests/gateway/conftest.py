@@ -142,8 +142,8 @@ def final(text: str = "Hello there", *, finish_reason: str = "stop", prompt_toke
 
 def record(call_id: str = "call-1", api: str = "calculator") -> InterceptionRecord:
     return InterceptionRecord(call_id=call_id, api=api, arguments={"expression": "6*7"}, started_at=100.0,
-                              ended_at=100.5, duration_s=0.5, context_tokens=40, returned_tokens=2, result="42", ok=True,
-                              strategy="preserve")
+                              ended_at=100.5, duration_s=0.5, context_tokens=40, returned_tokens=2, result="42",
+                              ok=True, strategy="preserve")
 
 
 @dataclass

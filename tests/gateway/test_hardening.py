@@ -36,8 +36,8 @@ async def test_unknown_host_headers_are_refused(start_gateway):
         assert (await gw.http.get("/health", headers={"Host": host})).status_code == 200, host
     # DNS rebinding: the attacker's name resolving to 127.0.0.1.
     assert_openai_error(await gw.http.get("/health", headers={"Host": "evil.example:8000"}), 400, "evil.example")
-    assert (await (await start_gateway(allowed_hosts=["*"])).http.get("/health",
-                                                                      headers={"Host": "any.example"})).status_code == 200
+    assert (await (await start_gateway(allowed_hosts=["*"])).http.get(
+        "/health", headers={"Host": "any.example"})).status_code == 200
 
 
 async def test_bodies_must_be_json(gw):

@@ -14,7 +14,8 @@ from gateway.settings import SMOLLM_DEFAULT_SYSTEM
 from tests.gateway.conftest import MODEL
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
-                                             "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                             "parameters": {"type": "object",
+                                                            "properties": {"city": {"type": "string"}},
                                                             "required": ["city"]}}}
 
 
@@ -50,7 +51,8 @@ def test_tools_get_a_system_message_with_the_default_text(renderer):
 
 def test_developer_role_is_a_system_turn_and_content_parts_join(renderer):
     prompt = render(renderer, [{"role": "developer", "content": [{"type": "text", "text": "Rule one."}]},
-                               {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}])
+                               {"role": "user", "content": [{"type": "text", "text": "a"},
+                                                            {"type": "text", "text": "b"}]}])
     assert "<|im_start|>system\nRule one.<|im_end|>" in prompt.text
     assert "<|im_start|>user\na\nb<|im_end|>" in prompt.text
 

@@ -54,7 +54,8 @@ async def _landing(gw, program: str | None, *, header: bool = False) -> str:
 
 
 def _routed(route: str, reason: str) -> float:
-    return REGISTRY.get_sample_value("augserve_gateway_routed_requests_total", {"route": route, "reason": reason}) or 0.0
+    return REGISTRY.get_sample_value("augserve_gateway_routed_requests_total",
+                                     {"route": route, "reason": reason}) or 0.0
 
 
 async def test_program_affinity_sends_a_live_unloaded_holders_program_to_its_stream(start_gateway):

@@ -60,7 +60,8 @@ async def test_metrics_count_requests_durations_ttft_and_inflight(gw):
     bad_before = _sample("augserve_gateway_requests_total", route=route, status="400")
     ttft_before = _sample("augserve_gateway_time_to_first_token_seconds_count")
     inflight_before = _sample("augserve_gateway_inflight_requests")
-    task = asyncio.create_task(gw.http.post(route, json={"model": MODEL, "messages": [{"role": "user", "content": "x"}]}))
+    task = asyncio.create_task(gw.http.post(route, json={"model": MODEL,
+                                                         "messages": [{"role": "user", "content": "x"}]}))
     req = await gw.engine.next_request()
     assert _sample("augserve_gateway_inflight_requests") == inflight_before + 1
     await gw.engine.emit(req.request_id, delta("a"), final("a"))

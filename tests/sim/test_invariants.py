@@ -34,7 +34,8 @@ def build(raw) -> list[SimRequest]:
 def check_step(sim: Simulator) -> None:
     sim.pool.check()
     step = sim.steps[-1]
-    assert step.batched_tokens <= sim.d.max_num_batched_tokens or step.batched_requests == 1 and not sim.d.chunked_prefill
+    assert (step.batched_tokens <= sim.d.max_num_batched_tokens
+            or step.batched_requests == 1 and not sim.d.chunked_prefill)
     assert step.slots_held <= sim.d.max_num_seqs
     assert step.swapped_tokens <= step.swap_budget_tokens
     assert 0 <= sim.host_tokens <= sim.d.host_swap_tokens
@@ -62,7 +63,8 @@ def test_each_strategy_happens_where_the_policy_says():
     reqs = [SimRequest(f"r{i}", 0.1 * i, 200, (SimSegment(20, "a", 3.0, 10), SimSegment(20))) for i in range(10)]
     seen = {}
     for policy in ("preserve", "vllm", "swap"):
-        sim = Simulator(replace(DEPLOYMENT, kv_pool_tokens=16_000, host_swap_tokens=10_000), reqs, SimConfig(policy=policy))
+        sim = Simulator(replace(DEPLOYMENT, kv_pool_tokens=16_000, host_swap_tokens=10_000), reqs,
+                        SimConfig(policy=policy))
         states = sim.run()
         seen[policy] = {i.strategy for s in states for i in s.interceptions}
         recomputed = sum(i.recomputed_tokens for s in states for i in s.interceptions)
