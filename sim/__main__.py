@@ -34,7 +34,9 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def _rank(args: argparse.Namespace) -> int:
-    if args.profile:
+    if args.calibrate:
+        d = validate_cpu.bench_deployment(validate_cpu.load(Path(args.calibrate)))
+    elif args.profile:
         d = cpu_profile(args.profile)
     else:
         d = deployment(args.hardware)
@@ -114,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("rank", help="rank policy x scheduler combinations on a deployment and workload")
     r.add_argument("--hardware", default="a100-gptj-6b", choices=["cpu", *PRESETS])
     r.add_argument("--profile", help="a cost profile JSON (engine_worker/cost_profile.py) instead of a preset")
+    r.add_argument("--calibrate", metavar="BENCH_DATA",
+                   help="the CPU profile plus the per-step overheads measured from a bench run's engine logs "
+                        "(a file `extract-bench` wrote, e.g. sim/data/bench-full3.json)")
     r.add_argument("--kv-pool-tokens", type=int)
     r.add_argument("--max-num-seqs", type=int)
     r.add_argument("--max-num-batched-tokens", type=int)

@@ -51,6 +51,14 @@ class Ranking:
         return self.cpu_s / (self.simulated_s / 3600) if self.simulated_s else float("nan")
 
 
+def ranking_key(rate: float | None, top: float, latency_s: float | None) -> tuple[int, float, float]:
+    """Best first: systems within TIE_SHARE of the top sustainable rate tie and are ordered by
+    latency at the common rate; the rest follow by sustainable rate, highest first."""
+    rate = rate or 0.0
+    tied = bool(top) and rate >= top * (1 - TIE_SHARE)
+    return (0 if tied else 1, 0.0 if tied else -rate, latency_s if latency_s is not None else float("inf"))
+
+
 def rank(deployment: Deployment, systems: Sequence[str], rates: Sequence[float], workload_at: WorkloadAt, *,
          window_s: float, drain_s: float, slo_s: float, seeds: Sequence[int] = (0,)) -> Ranking:
     start = time.process_time()
@@ -64,13 +72,8 @@ def rank(deployment: Deployment, systems: Sequence[str], rates: Sequence[float],
     def latency(system: str) -> float | None:
         return next((p.normalized_latency_s for p in curves[system] if p.rate == compare_at), None)
 
-    def key(system: str) -> tuple[float, float]:
-        rate = sustained[system].rate or 0.0
-        top = max(held, default=0.0)
-        bucket = 0.0 if top and rate >= top * (1 - TIE_SHARE) else -rate
-        return (bucket, latency(system) if latency(system) is not None else float("inf"))
-
-    ordered = sorted(systems, key=key)
+    top = max(held, default=0.0)
+    ordered = sorted(systems, key=lambda s: ranking_key(sustained[s].rate, top, latency(s)))
     ranked = [Ranked(s, curves[s], sustained[s], latency(s)) for s in ordered]
     simulated = sum(p.simulated_s for pts in curves.values() for p in pts)
     return Ranking(ranked, slo_s, cpu, simulated)
