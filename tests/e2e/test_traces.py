@@ -138,8 +138,10 @@ def test_engine_spans_carry_the_genai_and_policy_attributes(traced):
     assert request["gen_ai.usage.output_tokens"] == body["usage"]["completion_tokens"] == 15
     assert request["gen_ai.usage.input_tokens"] == body["usage"]["prompt_tokens"]
     assert request["gen_ai.response.finish_reasons"] == ["stop"]
-    default_policy = WorkerSettings.model_fields["policy"].default  # the shared stack runs the default
-    assert request["augserve.policy"] == default_policy and request["augserve.worker"] == "engine-0"
+    # The shared stack runs the defaults; the attribute names the policy and, unless FCFS, the scheduler.
+    defaults = WorkerSettings.model_fields
+    default_system = f"{defaults['policy'].default}+{defaults['scheduler'].default}"
+    assert request["augserve.policy"] == default_system and request["augserve.worker"] == "engine-0"
     assert request["augserve.interceptions"] == 2
     for record in body["interceptions"]:
         attributes = _one(spans, f"interception {record['api']}").attributes
