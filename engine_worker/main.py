@@ -30,6 +30,11 @@ from estimator.client import EstimatorClient
 log = logging.getLogger("engine_worker")
 ENGINE_STATS_LOG_S = 10.0
 """vLLM's OpenAI server logs its engine stats this often (VLLM_LOG_STATS_INTERVAL's default)."""
+REDIS_SPARE_CONNECTIONS = 32
+"""Connections beyond one per request in flight: the intake, heartbeat, cancellation and reply
+loops. A request's task makes one Redis call at a time (emit, ack, call), so the pool never runs
+dry; redis-py's default of 100 did at 256 in flight ("Too many connections" on every ack of a
+batch that ended together, each then retried with backoff)."""
 
 
 class EngineWorker:
@@ -49,7 +54,7 @@ class EngineWorker:
 
     async def run(self) -> None:
         s = self.settings
-        self._redis = aioredis.from_url(s.redis_url)
+        self._redis = aioredis.from_url(s.redis_url, max_connections=s.max_inflight + REDIS_SPARE_CONNECTIONS)
         await self._redis.ping()
         self._engine = build_engine(s)
         self._engine_config = effective_config(self._engine)
