@@ -13,8 +13,15 @@ class EngineSnapshot:
     kv_cache_usage: float = 0.0
     num_running: int = 0
     num_waiting: int = 0
+    num_deferred: int = 0
+    """Waiting requests the scheduler skipped at the last step (vLLM's "Deferred"): above all,
+    sessions paused between two chunks of input, each still holding a running slot."""
     steps: int = 0
     """Engine steps recorded so far: tells the controller whether the usage is older than a release."""
+    deferred_request_steps: int = 0
+    """num_deferred summed over every step recorded: slot-steps held by requests that could not run
+    (a paused session that waits for a call's result, or one whose last segment ended but whose
+    input is still open: see session.py `_last_segment`)."""
 
 
 LATEST = EngineSnapshot()
@@ -30,7 +37,9 @@ class EngineStatsLogger(StatLoggerBase):
             LATEST.kv_cache_usage = scheduler_stats.kv_cache_usage
             LATEST.num_running = scheduler_stats.num_running_reqs
             LATEST.num_waiting = scheduler_stats.num_waiting_reqs
+            LATEST.num_deferred = scheduler_stats.num_skipped_waiting_reqs
             LATEST.steps += 1
+            LATEST.deferred_request_steps += scheduler_stats.num_skipped_waiting_reqs
 
     def log_engine_initialized(self):
         pass

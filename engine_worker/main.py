@@ -30,6 +30,13 @@ from estimator.client import EstimatorClient
 log = logging.getLogger("engine_worker")
 ENGINE_STATS_LOG_S = 10.0
 """vLLM's OpenAI server logs its engine stats this often (VLLM_LOG_STATS_INTERVAL's default)."""
+LOOP_LAG_PROBE_S = 0.25
+LOOP_LAG_WARN_S = 1.0
+REDIS_SPARE_CONNECTIONS = 32
+"""Connections beyond one per request in flight: the intake, heartbeat, cancellation and reply
+loops. A request's task makes one Redis call at a time (emit, ack, call), so the pool never runs
+dry; redis-py's default of 100 did at 256 in flight ("Too many connections" on every ack of a
+batch that ended together, each then retried with backoff)."""
 
 
 class EngineWorker:
@@ -49,7 +56,7 @@ class EngineWorker:
 
     async def run(self) -> None:
         s = self.settings
-        self._redis = aioredis.from_url(s.redis_url)
+        self._redis = aioredis.from_url(s.redis_url, max_connections=s.max_inflight + REDIS_SPARE_CONNECTIONS)
         await self._redis.ping()
         self._engine = build_engine(s)
         self._engine_config = effective_config(self._engine)
@@ -80,6 +87,7 @@ class EngineWorker:
         metrics.serve(s.metrics_port, s.metrics_host)
         metrics.worker_info.labels(s.worker_id, s.policy, s.scheduler, s.model_id).set(1)
         metrics.count_faults(s.worker_id)
+        metrics.collect_engine_snapshot(s.worker_id)
         # Heartbeat first, then the groups: a worker with a registered stream but no heartbeat
         # yet would look dead to the others, who would adopt and delete its stream.
         await self._heartbeat_once()
@@ -92,7 +100,7 @@ class EngineWorker:
         self._cancels = CancelWatch(self._redis)
         background = [asyncio.create_task(self._tools.read_results()), asyncio.create_task(self._heartbeat()),
                       asyncio.create_task(self._controller.run()), asyncio.create_task(self._watch_cancellations()),
-                      asyncio.create_task(self._log_engine_stats())]
+                      asyncio.create_task(self._log_engine_stats()), asyncio.create_task(self._watch_loop_lag())]
         try:
             await self._intake()
         finally:
@@ -341,6 +349,19 @@ class EngineWorker:
                 await self._engine.do_log_stats()
             except Exception:  # noqa: BLE001 - a log line is never worth the worker
                 log.exception("engine stats logging failed")
+
+    async def _watch_loop_lag(self) -> None:
+        """How late this process's event loop wakes a sleeper: every session's output, close and
+        Redis call waits that long on top of its own work (a blocked or starved loop shows here
+        before anywhere else). Logged past LOOP_LAG_WARN_S."""
+        while True:
+            asked = time.monotonic()
+            await asyncio.sleep(LOOP_LAG_PROBE_S)
+            lag = max(0.0, time.monotonic() - asked - LOOP_LAG_PROBE_S)
+            metrics.event_loop_lag_seconds.labels(self.settings.worker_id).observe(lag)
+            if lag > LOOP_LAG_WARN_S:
+                log.warning("event loop woke %.1fs late (%d requests in flight, %d paused)", lag,
+                            len(self._inflight), len(self._paused_ids))
 
     async def _heartbeat(self) -> None:
         while True:

@@ -3,9 +3,11 @@ on the same default registry, so one /metrics port serves both."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from common import redis_retry
+from engine_worker import engine_stats
 
 PREFIX = "augserve_engine_"
 
@@ -52,12 +54,49 @@ failovers_total = Counter(
 )
 FAILOVER_STATES = ("restarted", "generating", "paused", "answered")
 generated_tokens_total = Counter(f"{PREFIX}generated_tokens_total", "Tokens generated", ["worker"])
+event_loop_lag_seconds = Histogram(
+    f"{PREFIX}event_loop_lag_seconds", "How late the worker's event loop woke a 0.25 s sleeper (blocked or "
+    "starved of CPU): added to every output, close and Redis call of its requests", ["worker"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 redis_reconnects_total = Counter(
     f"{PREFIX}redis_reconnects_total", "Redis operations and read loops (intake, reply stream, output events) "
     "that lost the connection and retried with backoff: recovered once Redis answered again, or gave_up",
     ["worker", "outcome"],
 )
 _counting_faults: str | None = None
+
+
+class _EngineSnapshotCollector:
+    """The engine's per-step figures (engine_stats.LATEST), read at scrape time: vLLM's stat
+    logger updates them from its output handler, which must not do Prometheus work per step."""
+
+    def __init__(self, worker: str) -> None:
+        self._worker = worker
+
+    def collect(self):
+        snap = engine_stats.LATEST
+        deferred = GaugeMetricFamily(
+            f"{PREFIX}deferred_requests", "Waiting requests the engine skipped at its last step (vLLM's "
+            "Deferred): sessions paused between two chunks of input, each holding a running slot", labels=["worker"])
+        deferred.add_metric([self._worker], snap.num_deferred)
+        yield deferred
+        steps = CounterMetricFamily(
+            f"{PREFIX}deferred_request_steps", "Deferred requests summed over the engine's steps: slot-steps "
+            "held by sessions that could not run (paused at a call, or ended but not yet closed)", labels=["worker"])
+        steps.add_metric([self._worker], snap.deferred_request_steps)
+        yield steps
+
+
+_collecting_engine: str | None = None
+
+
+def collect_engine_snapshot(worker: str) -> None:
+    """Exports engine_stats.LATEST under this worker's id. Once per process."""
+    global _collecting_engine
+    if _collecting_engine is None:
+        _collecting_engine = worker
+        REGISTRY.register(_EngineSnapshotCollector(worker))
 
 
 def count_faults(worker: str) -> None:

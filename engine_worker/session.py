@@ -3,7 +3,9 @@
 The request is ONE vLLM streaming-input session: its first chunk is the prompt; when a segment
 stops (max_tokens or end of turn) the session waits in WAITING_FOR_STREAMING_REQ still holding
 its KV blocks, the API call runs in the executor, and the next chunk (the call's result) is
-appended, so only the returned tokens are prefilled on resume.
+appended, so only the returned tokens are prefilled on resume. A segment that can only end the
+request (a plan's last, a chat turn without server-side tools) has the input closed with it, so
+vLLM finishes the request itself when it stops instead of pausing it (`_last_segment`).
 
 Invariant kept for greedy determinism: the model's context is always prompt + every generated
 token + every appended token, in order. vLLM drops a chunk's last sampled token from the context
@@ -102,6 +104,8 @@ class RequestSession:
         self._lengths = lengths
         """Segment lengths per next-call kind, shared by the worker's sessions (LAMPS' predictor)."""
         self._inputs: asyncio.Queue = asyncio.Queue()
+        self._input_closed = False
+        """None was put on `_inputs`: the open vLLM request takes no further chunk."""
         self._progress = _Progress()
         self._context: list[int] = list(request.prompt_token_ids)
         """The model's context: prompt + generated + appended tokens, in order."""
@@ -225,6 +229,30 @@ class RequestSession:
         while (chunk := await self._inputs.get()) is not None:
             yield chunk
 
+    def _last_segment(self, segment_index: int) -> bool:
+        """Whether this segment certainly ends the request whatever it generates: a plan's
+        segment without a call, or a chat turn with no server-side tool to call (a client-side
+        call or none ends the request). Such a segment's input is closed as it is sent, so vLLM
+        ends the request itself at the step the segment stops. Left open, the ended session
+        waits in WAITING_FOR_STREAMING_REQ, holding its running slot (max_num_seqs counts it)
+        and its KV blocks, until the close has come back through this process's event loop and
+        the engine core's input queue: at least one more step, as long as the loop is late."""
+        if self.request.plan is not None:
+            return self.request.plan.segments[segment_index].api is None
+        return not self.request.server_tools
+
+    async def _send(self, chunk, segment_index: int) -> None:
+        """The next chunk of the open session, closing its input after it if it is the last."""
+        await self._inputs.put(chunk)
+        if self._last_segment(segment_index):
+            await self._close_input()
+
+    async def _close_input(self) -> None:
+        """Ends the session's input (once): vLLM finishes the request when its segment stops."""
+        if not self._input_closed:
+            self._input_closed = True
+            await self._inputs.put(None)
+
     # -- the request -------------------------------------------------------------------------
     async def run(self) -> FinalEvent:
         """One vLLM request while the KV is kept; a new one over the whole context after a discard.
@@ -252,7 +280,9 @@ class RequestSession:
             # as a new request over the context (prefix caching keeps that cheap).
             grammar_bound = params.structured_outputs is not None
             restart = False
-            self._inputs = asyncio.Queue()
+            self._inputs, self._input_closed = asyncio.Queue(), False
+            if self._last_segment(segment_index):
+                await self._close_input()  # read by _chunks after the first chunk
             resubmitted_at = time.perf_counter()
             vllm_id = self._vllm_id()
             self._spans.segment_started(segment_index, len(chunk_tokens))
@@ -307,13 +337,14 @@ class RequestSession:
                             restart, chunk_tokens = True, list(self._context)
                             await self._stream.aclose()
                             break
-                        await self._inputs.put(self._chunk(continuation, self._params(segment_index, self.context_len())))
+                        await self._send(self._chunk(continuation, self._params(segment_index, self.context_len())),
+                                         segment_index)
                         self._spans.segment_started(segment_index, len(continuation))
                         continue
                     outcome = Finish("length")
                 self._progress.visible.append(self._segment_visible(segment_index, seg_text))
                 final = self._final(outcome)
-                await self._inputs.put(None)  # closes the session: vLLM frees its blocks
+                await self._close_input()  # unless closed already: vLLM frees its blocks
                 if out.finished:
                     break
             else:
