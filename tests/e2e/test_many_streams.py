@@ -106,7 +106,8 @@ def test_a_request_paused_at_a_call_still_keeps_its_session_open(stack):
     """The other side of the check above: a session paused at a call is deferred (its KV and slot
     are kept for the result), so the metric does see a waiting session when there is one."""
     before = _deferred_request_steps(stack)
-    plan = {"segments": [{"generate_tokens": 4, "api": "calculator", "arguments": {"expression": "6*7"}, "return_tokens": 3},
+    plan = {"segments": [{"generate_tokens": 4, "api": "calculator", "arguments": {"expression": "6*7"},
+                          "return_tokens": 3},
                          {"generate_tokens": 4}]}
     response = httpx.post(f"{stack.cfg.gateway_url}/v1/chat/completions", json=_body(0, False, plan), timeout=120)
     assert response.status_code == 200, response.text
