@@ -37,7 +37,7 @@ from typing import Any, Literal
 import httpx
 
 from bench.client import Progress
-from bench.config import engine_settings, kv_bytes_per_token, profile, resolve_dtype, size_pool
+from bench.config import DEFAULT_SYSTEM, engine_settings, kv_bytes_per_token, profile, resolve_dtype, size_pool
 from bench.faults import FAULT_KINDS, FaultInjector, FaultRecord, PlannedFault, schedule
 from bench.process_memory import group_rss_bytes
 from bench.prompts import PromptBuilder
@@ -47,7 +47,6 @@ from bench.soak_report import reconcile, table
 from bench.systems import stack_config
 from bench.trace import DEFAULT_TRACE, load_trace
 from bench.workload import ConversionConfig, select, to_plan
-from engine_worker.settings import WorkerSettings
 from stack.services import Stack, StackConfig
 from stack.supervisor import Supervisor
 
@@ -79,7 +78,7 @@ class SoakConfig:
     """The engine worker's deadline per API call (AUGSERVE_API_CALL_TIMEOUT_S)."""
     engine_workers: int = 2
     model: str = "default"
-    policy: str = WorkerSettings.model_fields["policy"].default
+    policy: str = DEFAULT_SYSTEM
     time_scale: float = 0.05
     token_scale: float = 0.1
     context_cap: int = 256
