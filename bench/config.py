@@ -37,12 +37,12 @@ from bench.engine_settings import EngineSettings, allowed_cpus
 from bench.system_names import system_name
 from bench.trace import DEFAULT_TRACE
 from engine_worker import cost_profile
-from engine_worker.settings import SCHEDULER_DEFAULTS, WorkerSettings, engine_dtype_for, native_bf16
+from engine_worker.settings import WorkerSettings, default_scheduler_options, engine_dtype_for, native_bf16
 
 
 def _worker_default_system() -> str:
     scheduler = WorkerSettings.model_fields["scheduler"].default
-    return system_name(WorkerSettings.model_fields["policy"].default, scheduler, SCHEDULER_DEFAULTS.get(scheduler, {}))
+    return system_name(WorkerSettings.model_fields["policy"].default, scheduler, default_scheduler_options(scheduler))
 
 
 DEFAULT_SYSTEM = _worker_default_system()

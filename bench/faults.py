@@ -16,7 +16,6 @@ import json
 import os
 import signal
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -24,7 +23,7 @@ import redis
 
 from common.names import WORKERS_HASH
 from stack.processes import Service, port_open
-from stack.services import Stack
+from stack.services import Stack, http_ok
 
 FAULT_KINDS = ("redis", "executor", "engine")
 """What a schedule may name: Redis, the Celery executor, an engine worker (taken in turn)."""
@@ -95,14 +94,6 @@ class FaultRecord:
         return self.killed_s is not None and self.ready_s is not None
 
 
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 class FaultInjector:
     def __init__(self, stack: Stack, clock: Callable[[], float], log: Callable[[str], None] = print) -> None:
         self.stack = stack
@@ -135,9 +126,9 @@ class FaultInjector:
         if name == "api-executor":
             return port_open(cfg.executor_metrics_port)
         if name == "estimator":
-            return _http_ok(f"http://127.0.0.1:{cfg.estimator_port}/health")
+            return http_ok(f"http://127.0.0.1:{cfg.estimator_port}/health")
         if name == "gateway":
-            return _http_ok(f"{cfg.gateway_url}/health")
+            return http_ok(f"{cfg.gateway_url}/health")
         status = self._workers().get(name)
         return status is not None and status.get("heartbeat_at", 0) >= since_wall
 

@@ -38,6 +38,10 @@ SCHEDULER_DEFAULTS: dict[str, dict] = {"lamps": {"starvation_threshold": SERVING
 """Options a scheduler gets when AUGSERVE_SCHEDULER_OPTIONS is not set (lamps.py says why)."""
 
 
+def default_scheduler_options(scheduler: str) -> dict:
+    return dict(SCHEDULER_DEFAULTS.get(scheduler, {}))
+
+
 class WorkerSettings(CommonSettings):
     worker_id: str = Field(default_factory=_default_worker_id)
     """Consumer name in the request stream's group; results of its API calls come back to it."""
@@ -115,7 +119,7 @@ class WorkerSettings(CommonSettings):
     @model_validator(mode="after")
     def _scheduler_defaults(self) -> WorkerSettings:
         if self.scheduler_options is None:
-            self.scheduler_options = dict(SCHEDULER_DEFAULTS.get(self.scheduler, {}))
+            self.scheduler_options = default_scheduler_options(self.scheduler)
         return self
 
     @property

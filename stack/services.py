@@ -63,7 +63,8 @@ class StackConfig:
         return env
 
 
-def _http_ok(url: str) -> bool:
+def http_ok(url: str) -> bool:
+    """Whether a GET of `url` answers 200 within a second (a service's /health)."""
     try:
         with urllib.request.urlopen(url, timeout=1) as response:
             return response.status == 200
@@ -140,7 +141,7 @@ class Stack:
             self.services.append(start_redis(cfg.redis_port, cfg.state_dir / "redis", cfg.state_dir / "logs",
                                              password=cfg.redis_password))
             self._step(executor_service(cfg), lambda: port_open(cfg.executor_metrics_port), 60, "metrics port")
-            self._step(estimator_service(cfg), lambda: _http_ok(f"http://127.0.0.1:{cfg.estimator_port}/health"), 60,
+            self._step(estimator_service(cfg), lambda: http_ok(f"http://127.0.0.1:{cfg.estimator_port}/health"), 60,
                        "/health")
             client = redis.Redis.from_url(cfg.redis_url)
             extra = [engine_service(cfg, worker_id, metrics_port=0) for worker_id in cfg.extra_engine_workers]
@@ -152,7 +153,7 @@ class Stack:
             for service in extra:
                 service.wait_until(lambda name=service.name: _fresh_heartbeat(client, name, since), 300, "heartbeat")
                 self._progress(f"  {service.name} ready (log: {service.log_path})")
-            self._step(gateway_service(cfg), lambda: _http_ok(f"{cfg.gateway_url}/health"), 120, "/health")
+            self._step(gateway_service(cfg), lambda: http_ok(f"{cfg.gateway_url}/health"), 120, "/health")
         except BaseException:
             self.stop()
             raise
