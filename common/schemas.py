@@ -312,6 +312,29 @@ class StandInDelivery(Frozen):
     """Wall-clock time the result is due: absolute, so a re-run message does not wait twice."""
 
 
+class SchedulingFacts(Frozen):
+    """engine worker -> its vLLM engine-core process, in each chunk's sampling params as
+    `extra_args["augserve"]` (engine_worker/engine_params.REQUEST_INFO; a plain dict there, as
+    vLLM's msgpack wire wants: model_dump() on send, validated on receipt): what the queue-order
+    policy knows about a request beyond what vLLM tracks (engine_worker/queue_scheduler.py).
+    Every field is required: the worker and its engine core are one version."""
+
+    id: str
+    """The worker's request id, the same across resubmissions (vLLM's own id changes)."""
+    arrival: float
+    """The ORIGINAL arrival (or, under a policy that re-queues at the back, the re-queueing)."""
+    program: str | None
+    calls_done: int
+    generated: int
+    """Tokens generated before this chunk (in earlier segments)."""
+    api: ApiKind | None
+    """A plan's next call (None: not a plan, or its last segment)."""
+    call_s: float | None
+    """The plan's stated duration of that call."""
+    expect_tokens: int | None
+    """The predicted length of this segment (None: no output-length history kept)."""
+
+
 class ToolResult(Frozen):
     """executor -> engine worker: the outcome of one call, success or error; never lost."""
 

@@ -36,6 +36,7 @@ from common.schemas import (
     InterceptionEvent,
     InterceptionRecord,
     OutputEvent,
+    SchedulingFacts,
     TokenLogprob,
     ToolResult,
     Usage,
@@ -190,25 +191,26 @@ class RequestSession:
             repetition_penalty=s.repetition_penalty, logit_bias=dict(s.logit_bias) or None,
             logprobs=s.logprobs, structured_outputs=structured,
             output_kind=RequestOutputKind.DELTA,
-            extra_args={"kv_transfer_params": self._kv_transfer_params(), REQUEST_INFO: self._scheduling_info(segment_index)},
+            extra_args={"kv_transfer_params": self._kv_transfer_params(),
+                        REQUEST_INFO: self._scheduling_info(segment_index).model_dump()},
         )
 
     def _in_forced_call(self, segment_index: int) -> bool:
         return segment_index == 0 and bool(self._forced_prefix)
 
-    def _scheduling_info(self, segment_index: int) -> dict:
+    def _scheduling_info(self, segment_index: int) -> SchedulingFacts:
         """What the queue-order policy knows about this request beyond what vLLM tracks
         (engine_worker/queue_scheduler.py): who it is across resubmissions, its ORIGINAL arrival,
         its program, its calls so far and, for a plan, its next call."""
         req = self.request
-        info = {"id": req.request_id, "arrival": self._arrival(), "program": req.program_id,
-                "calls_done": len(self._progress.interceptions), "generated": len(self._progress.generated)}
+        api, call_s = None, None
         if req.plan is not None and segment_index < len(req.plan.segments):
             segment = req.plan.segments[segment_index]
-            info |= {"api": segment.api, "call_s": segment.duration_s}
-        if self._lengths is not None:
-            info["expect_tokens"] = self._lengths.predict(info.get("api"))
-        return info
+            api, call_s = segment.api, segment.duration_s
+        return SchedulingFacts(
+            id=req.request_id, arrival=self._arrival(), program=req.program_id,
+            calls_done=len(self._progress.interceptions), generated=len(self._progress.generated),
+            api=api, call_s=call_s, expect_tokens=self._lengths.predict(api) if self._lengths is not None else None)
 
     def _kv_transfer_params(self) -> dict:
         """For the swap connector: this request may be swapped out; and after a swap, what to load."""
