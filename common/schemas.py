@@ -12,6 +12,7 @@ ended (a CallEvent, or the FinalEvent).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -20,6 +21,16 @@ ApiKind = Literal["calculator", "qa", "ve", "chatbot", "image", "tts", "http"]
 API_KINDS: tuple[str, ...] = ApiKind.__args__  # type: ignore[attr-defined]
 
 FinishReason = Literal["stop", "length", "tool_calls", "error", "abort"]
+
+
+class Strategy(StrEnum):
+    """What a paused request's KV cache gets (the handling policies, engine_worker/policies/handling.py,
+    choose): kept in the pool, dropped (recomputed on resume), or copied to the host buffer and
+    loaded back. A str: its value is what JSON, logs, metric labels and span attributes carry."""
+
+    PRESERVE = "preserve"
+    DISCARD = "discard"
+    SWAP = "swap"
 
 
 class Frozen(BaseModel):
@@ -168,7 +179,7 @@ class InterceptionRecord(Frozen):
     """What the call returned, as the model read it (cut/padded to returned_tokens for plans)."""
     ok: bool
     error: str | None = None
-    strategy: Literal["preserve", "discard", "swap"] = "preserve"
+    strategy: Strategy = Strategy.PRESERVE
     """What its KV cache got while paused (the handling policy's final choice)."""
     predicted_duration_s: float = 0.0
     """The call duration the policy used at its last decision."""

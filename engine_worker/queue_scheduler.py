@@ -33,7 +33,7 @@ from engine_worker.engine_params import REQUEST_INFO
 from engine_worker.policies.cost_model import GPTJ_A100, CostModel
 from engine_worker.policies.preemption import time_slice_victims
 from engine_worker.policies.queue_order import QueuedRequest, ranks
-from engine_worker.policies.schedulers import make_scheduler
+from engine_worker.policies.schedulers import SchedulerName, make_scheduler
 
 log = init_logger(f"vllm.{__name__}")  # under "vllm": the only logger the engine-core process configures
 
@@ -43,7 +43,7 @@ FORGET_AFTER_S = 900.0
 
 
 class QueueSchedulerConfig(BaseModel):
-    name: str = "fcfs"
+    name: SchedulerName = SchedulerName.FCFS
     options: dict = {}
     every: int = 1
     """Re-order every this many steps."""

@@ -37,6 +37,7 @@ from common.schemas import (
     InterceptionRecord,
     OutputEvent,
     SchedulingFacts,
+    Strategy,
     TokenLogprob,
     ToolResult,
     Usage,
@@ -112,8 +113,8 @@ class RequestSession:
         """The model's context: prompt + generated + appended tokens, in order."""
         self._stream = None
         self._attempt = 0
-        self._released: str | None = None
-        """How the current pause gave up its blocks: "discard" or "swap" (None: preserved)."""
+        self._released: Strategy | None = None
+        """How the current pause gave up its blocks: DISCARD or SWAP (None: preserved)."""
         self._requeued_at: float | None = None
         self._segment_start = 0
         """Generated tokens before the current segment."""
@@ -372,7 +373,7 @@ class RequestSession:
         text = cp.open_text if self.request.plan is not None else self._codec.decode_text(cp.open_tokens)
         return cp.segment_index, list(cp.open_tokens), text, None
 
-    async def _kv_already_gone(self, strategy: str) -> None:
+    async def _kv_already_gone(self, strategy: Strategy) -> None:
         """release_kv of a call continued from a checkpoint: no vLLM request holds its context."""
 
     def take_held(self) -> list[OutputEvent]:
@@ -396,19 +397,19 @@ class RequestSession:
     def _vllm_id(self) -> str:
         return self.request.request_id if self._attempt == 0 else f"{self.request.request_id}~{self._attempt}"
 
-    async def _release_kv(self, strategy: str) -> None:
+    async def _release_kv(self, strategy: Strategy) -> None:
         """Ends the vLLM request now, while the call runs. Discard: its blocks return to the pool.
         Swap: the connector first copies them to the host buffer, and the resumed request loads
         them back instead of recomputing."""
         vllm_id = self._vllm_id()
         self._swap_key = None
-        if strategy == "swap" and self._swap is not None:
+        if strategy == Strategy.SWAP and self._swap is not None:
             try:
                 await retry_async(lambda: self._swap.mark(vllm_id), f"swap mark of {vllm_id}", log, give_up_s=5)
                 self._swap_key = vllm_id
             except OUTAGE_ERRORS as exc:  # unmarked, the connector frees the blocks: a discard
                 log.warning("request %s: swap mark failed (%s), discarding its KV instead", vllm_id, exc)
-                strategy = "discard"
+                strategy = Strategy.DISCARD
         self._released = strategy
         with self._spans.kv_release(strategy, self.context_len()):
             await self._stream.aclose()
@@ -503,7 +504,7 @@ class RequestSession:
         else:
             appended = self._codec.encode_tool_turn(*tool_result_parts(result.content))
         ended = time.time()
-        strategy = "discard" if adopted else self._released or "preserve"
+        strategy = Strategy.DISCARD if adopted else self._released or Strategy.PRESERVE
         record = InterceptionRecord(
             call_id=result.call_id, api=call.api, arguments=call.arguments,
             started_at=event.started_at, ended_at=ended, duration_s=ended - event.started_at,
@@ -513,7 +514,7 @@ class RequestSession:
             predicted_duration_s=pause.predicted_s, waste_preserve=pause.waste_preserve,
             waste_discard=pause.waste_discard, waste_swap=pause.waste_swap,
             held_kv_byte_seconds=0.0 if adopted else pause.held_kv_byte_seconds,
-            swapped_bytes=pause.swapped_bytes if strategy == "swap" else 0,
+            swapped_bytes=pause.swapped_bytes if strategy == Strategy.SWAP else 0,
         )
         self._progress.interceptions.append(record)
         self._spans.interception_ended(record)

@@ -25,7 +25,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 from common import tracing
-from common.schemas import EngineRequest, FinalEvent, InterceptionRecord
+from common.schemas import EngineRequest, FinalEvent, InterceptionRecord, Strategy
 
 tracer = trace.get_tracer("augserve.engine_worker")
 
@@ -141,13 +141,13 @@ class SessionSpans:
             span.set_attribute("error.type", "tool_error")
         otel_context.detach(self._token)
         self._interception, self._token = None, None
-        if record.strategy in ("discard", "swap"):
+        if record.strategy in (Strategy.DISCARD, Strategy.SWAP):
             self._awaiting_recompute = span
         else:
             span.end()
 
     @contextmanager
-    def kv_release(self, strategy: str, context_tokens: int) -> Iterator[None]:
+    def kv_release(self, strategy: Strategy, context_tokens: int) -> Iterator[None]:
         """The policy released a paused request's KV blocks (a child of its interception)."""
         with tracer.start_as_current_span(f"kv {strategy}", attributes={
                 "augserve.kv.tokens": context_tokens,

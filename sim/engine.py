@@ -30,9 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from common.schemas import Strategy
 from engine_worker.intercept_controller import HIGH_KV_USAGE
 from engine_worker.policies.duration import DurationMode, expected_duration
-from engine_worker.policies.handling import POLICIES, BatchState, PausedRequest
+from engine_worker.policies.handling import POLICIES, BatchState, PausedRequest, PolicyName
 from engine_worker.policies.output_length import OutputLengthHistory
 from engine_worker.policies.preemption import time_slice_victims
 from engine_worker.policies.queue_order import QueuedRequest, ranks
@@ -87,11 +88,11 @@ class Simulator:
         self.d = deployment
         self.cm = deployment.cost_model
         self.cfg = config
-        self.decide = POLICIES[config.policy]
+        self.decide = POLICIES[PolicyName(config.policy)]
         self.order = make_scheduler(config.scheduler, self.cm, **config.scheduler_options)
         self.preemptive = bool(getattr(self.order, "preemptive", False))
         self.pool = BlockPool(deployment.num_blocks, deployment.block_size)
-        self.requeue_at_back = config.policy == "vllm"  # as engine_worker/main.py sets it
+        self.requeue_at_back = self.decide.requeue_at_back  # as engine_worker/main.py sets it
         self.lengths = OutputLengthHistory()
         self.reqs = [ReqState(r) for r in sorted(requests, key=lambda r: (r.arrival_s, r.request_id))]
         self._pending = list(self.reqs)  # not arrived yet, by arrival
@@ -192,16 +193,16 @@ class Simulator:
         for decision in self.decide(snaps, batch, self.cm):
             r = by_id[decision.request_id]
             r.interceptions[-1].decision = decision
-            if decision.strategy == "swap":
+            if decision.strategy == Strategy.SWAP:
                 if r.context > room or self.d.host_swap_tokens <= 0:
                     continue  # the host buffer cannot take it: stays preserved (as the controller)
                 room -= r.context
                 r.kv, r.swap_left = "out", r.computed  # the KV there is (the last sampled token has none yet)
-                r.interceptions[-1].strategy = "swap"
-            elif decision.strategy == "discard":
+                r.interceptions[-1].strategy = Strategy.SWAP
+            elif decision.strategy == Strategy.DISCARD:
                 self._release(r)
                 r.kv = "gone"
-                r.interceptions[-1].strategy = "discard"
+                r.interceptions[-1].strategy = Strategy.DISCARD
 
     # -- 3. queue order --------------------------------------------------------------------------------
     def _reorder(self) -> dict[str, int]:
