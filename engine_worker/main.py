@@ -57,7 +57,7 @@ class EngineWorker:
         """Entries read past this worker's room (XREADGROUP's COUNT is per stream). They are
         pending on this worker already, so they start here as room frees, before any new read."""
         self._sessions: dict[str, RequestSession] = {}
-        self._tasks: dict[str, asyncio.Task] = {}
+        self._tasks: dict[str, asyncio.Task | None] = {}
         """Request id -> the task serving it, for cancelling a request its client abandoned."""
         self._cancelled: set[str] = set()
         self._paused_ids: set[str] = set()

@@ -21,18 +21,19 @@ from __future__ import annotations
 import heapq
 import time
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 from vllm.logger import init_logger
 from vllm.v1.core.sched.scheduler import Scheduler
-from vllm.v1.request import RequestStatus
+from vllm.v1.request import Request, RequestStatus
 
 from common.schemas import SchedulingFacts
 from engine_worker import cost_profile
 from engine_worker.engine_params import REQUEST_INFO
 from engine_worker.policies.cost_model import GPTJ_A100, CostModel
 from engine_worker.policies.preemption import time_slice_victims
-from engine_worker.policies.queue_order import QueuedRequest, ranks
+from engine_worker.policies.queue_order import QueuedRequest, RequestState, ranks
 from engine_worker.policies.schedulers import SchedulerName, make_scheduler
 
 log = init_logger(f"vllm.{__name__}")  # under "vllm": the only logger the engine-core process configures
@@ -60,7 +61,7 @@ def _cost_model(path: str) -> CostModel:
 
 
 class PolicyScheduler(Scheduler):
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         raw = (self.vllm_config.additional_config or {}).get(CONFIG_KEY, {})
         self._config = QueueSchedulerConfig(**raw)
@@ -126,7 +127,7 @@ class PolicyScheduler(Scheduler):
     def _key(self, request) -> str:
         return self._facts(request).id
 
-    def _snapshot(self, request, state: str, now: float) -> QueuedRequest:
+    def _snapshot(self, request, state: RequestState, now: float) -> QueuedRequest:
         facts = self._facts(request)
         key = facts.id
         previous = self._state_since.get(key)
@@ -145,7 +146,7 @@ class PolicyScheduler(Scheduler):
             predicted_call_s=facts.call_s)
 
     def _reorder(self, now: float) -> None:
-        held = [(r, "running") for r in self.running]
+        held: list[tuple[Request, RequestState]] = [(r, "running") for r in self.running]
         for queue in (self.waiting, self.kv_holding_waiting):
             for r in queue:
                 paused = r.status == RequestStatus.WAITING_FOR_STREAMING_REQ
@@ -192,7 +193,8 @@ class PolicyScheduler(Scheduler):
         free = self.max_num_active_reqs - len(self.running) - self.num_waiting_for_streaming_input
         # Only those that have run long enough for their recompute to be worth it may be displaced.
         displaceable = {r.request_id: r for r in self.running
-                        if self._policy.preemptible(r.num_computed_tokens, now - self._running_since(r, now))}
+                        if self._policy.preemptible(  # type: ignore[attr-defined]  # a preemptive order's
+                            r.num_computed_tokens, now - self._running_since(r, now))}
         victims = time_slice_victims({rid: r.priority for rid, r in displaceable.items()}, waiting, max(0, free))
         timestamp = time.monotonic()
         for request_id in victims:

@@ -23,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from common.recompute import recomputed_tokens
 from common.redis_retry import OUTAGE_ERRORS, retry_async
@@ -111,7 +112,8 @@ class RequestSession:
         self._progress = _Progress()
         self._context: list[int] = list(request.prompt_token_ids)
         """The model's context: prompt + generated + appended tokens, in order."""
-        self._stream = None
+        self._stream: AsyncGenerator[Any, None] | None = None
+        """vLLM's output stream of the current vLLM request (None before the first)."""
         self._attempt = 0
         self._released: Strategy | None = None
         """How the current pause gave up its blocks: DISCARD or SWAP (None: preserved)."""
@@ -405,14 +407,15 @@ class RequestSession:
         self._swap_key = None
         if strategy == Strategy.SWAP and self._swap is not None:
             try:
-                await retry_async(lambda: self._swap.mark(vllm_id), f"swap mark of {vllm_id}", log, give_up_s=5)
+                await retry_async(lambda: self._swap.mark(vllm_id),  # type: ignore[union-attr]  # checked above
+                                  f"swap mark of {vllm_id}", log, give_up_s=5)
                 self._swap_key = vllm_id
             except OUTAGE_ERRORS as exc:  # unmarked, the connector frees the blocks: a discard
                 log.warning("request %s: swap mark failed (%s), discarding its KV instead", vllm_id, exc)
                 strategy = Strategy.DISCARD
         self._released = strategy
         with self._spans.kv_release(strategy, self.context_len()):
-            await self._stream.aclose()
+            await self._stream.aclose()  # type: ignore[union-attr]  # released only while a request streams
 
     async def _note_resume(self, prompt_tokens: int, cached_tokens: int, seconds: float) -> None:
         """What the resume after a discard or swap cost: tokens recomputed (prefix-cache and
@@ -423,7 +426,8 @@ class RequestSession:
         if self._swap_key is not None and self._swap is not None:
             try:
                 key = self._swap_key
-                times = await retry_async(lambda: self._swap.times(key), f"swap times of {key}", log, give_up_s=5)
+                times = await retry_async(lambda: self._swap.times(key),  # type: ignore[union-attr]  # checked above
+                                          f"swap times of {key}", log, give_up_s=5)
             except OUTAGE_ERRORS as exc:  # only the record's copy times are missing
                 log.warning("request %s: swap times unreadable (%s)", self._swap_key, exc)
                 times = SwapTimes()

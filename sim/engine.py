@@ -36,7 +36,7 @@ from engine_worker.policies.duration import DurationMode, expected_duration
 from engine_worker.policies.handling import POLICIES, BatchState, PausedRequest, PolicyName
 from engine_worker.policies.output_length import OutputLengthHistory
 from engine_worker.policies.preemption import time_slice_victims
-from engine_worker.policies.queue_order import QueuedRequest, ranks
+from engine_worker.policies.queue_order import QueuedRequest, RequestState, ranks
 from engine_worker.policies.schedulers import make_scheduler
 from sim.blocks import BlockPool
 from sim.hardware import Deployment
@@ -212,7 +212,7 @@ class Simulator:
         snaps += [self._snapshot(r, "paused", predicted) for r in self.paused if r.kv in ("device", "out")]
         return ranks(self.order.order(snaps, self.now)) if snaps else {}
 
-    def _snapshot(self, r: ReqState, state: str, predicted: dict[str | None, int]) -> QueuedRequest:
+    def _snapshot(self, r: ReqState, state: RequestState, predicted: dict[str | None, int]) -> QueuedRequest:
         seg = r.req.segments[r.seg] if r.seg < len(r.req.segments) else None
         api = seg.api if seg is not None else None
         if api not in predicted:
@@ -222,13 +222,13 @@ class Simulator:
             last = r.enqueued_s
         key = (state, r.context, r.generated, r.attained_s, last, r.calls_done, predicted[api], r.queue_arrival_s)
         if r.snapshot_key == key:  # waiting and paused requests stay put for many iterations
-            return r.snapshot
+            return r.snapshot  # type: ignore[return-value]  # set with its key
         r.snapshot_key = key
         r.snapshot = QueuedRequest(
             request_id=r.id, arrival_s=r.queue_arrival_s, state=state, context_tokens=r.context,
             generated_tokens=r.generated, program_id=r.req.program_id, attained_s=r.attained_s,
             last_scheduled_s=last, calls_done=r.calls_done, predicted_output_tokens=predicted[api],
-            api_kind=api, predicted_call_s=seg.duration_s if api is not None else None)
+            api_kind=api, predicted_call_s=seg.duration_s if api is not None else None)  # type: ignore[union-attr]
         return r.snapshot
 
     def _hand_over_slots(self, rank: dict[str, int]) -> None:
@@ -237,7 +237,8 @@ class Simulator:
             return
         free = self.d.max_num_seqs - self._slots_held()
         displaceable = {r.id: r for r in self.running
-                        if self.order.preemptible(r.computed, self.now - (r.running_since_s or self.now))}
+                        if self.order.preemptible(r.computed,  # type: ignore[attr-defined]  # a preemptive order's
+                                                  self.now - (r.running_since_s or self.now))}
         for rid in time_slice_victims({rid: rank[rid] for rid in displaceable}, ready, max(0, free)):
             self._preempt(displaceable[rid])
 
