@@ -59,13 +59,13 @@ class QoS(kombu_redis.QoS):
         return pipe
 
     def restore_unacked(self, client: Any = None) -> None:
-        tags = set(self._delivered)
+        tags = set(self._delivered)  # type: ignore[call-overload]  # kombu declares it None, sets a dict
         try:
             super().restore_unacked(client)
         except (AttributeError, *_CONNECTION_ERRORS) as exc:
             with _lock:
                 _unrestored.update(tags)
-            self._delivered.clear()
+            self._delivered.clear()  # type: ignore[attr-defined]  # as above
             log.warning("broker connection lost: %d unacked message(s) go back on the queue once it is "
                         "back (%s: %s)", len(tags), type(exc).__name__, exc)
 

@@ -33,7 +33,7 @@ def _prepare_multiprocess_dir() -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
     owner = os.getpid()
     # Only the process that made it removes it: forked pool processes inherit atexit handlers.
-    atexit.register(lambda: os.getpid() == owner and shutil.rmtree(path, ignore_errors=True))
+    atexit.register(lambda: os.getpid() == owner and shutil.rmtree(path, ignore_errors=True))  # type: ignore[func-returns-value]
 
 
 _prepare_multiprocess_dir()

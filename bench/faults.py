@@ -18,6 +18,7 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import redis
 
@@ -106,7 +107,8 @@ class FaultInjector:
 
     def _workers(self) -> dict[str, dict]:
         try:
-            raw = redis.Redis.from_url(self.stack.cfg.redis_url, socket_timeout=1).hgetall(WORKERS_HASH)
+            client = redis.Redis.from_url(self.stack.cfg.redis_url, socket_timeout=1)
+            raw = cast(dict[bytes, bytes], client.hgetall(WORKERS_HASH))
         except redis.RedisError:
             return {}
         return {k.decode(): json.loads(v) for k, v in raw.items()}
@@ -164,10 +166,10 @@ class FaultInjector:
         record.in_flight = {w: {"inflight": s.get("inflight"), "paused": s.get("paused")}
                             for w, s in (await asyncio.to_thread(self._workers)).items()}
         old = service.process
-        os.killpg(old.pid, signal.SIGKILL)
+        os.killpg(old.pid, signal.SIGKILL)  # type: ignore[union-attr]  # a started service
         record.killed_s = round(self.clock(), 3)
         killed_wall = time.time()
-        self.log(f"  fault: SIGKILL {record.service} (pid {old.pid}) at {record.killed_s:.1f}s; "
+        self.log(f"  fault: SIGKILL {record.service} (pid {old.pid}) at {record.killed_s:.1f}s; "  # type: ignore[union-attr]
                  f"the engine workers held {record.in_flight}")
         restarted = await self._until(lambda: service.process is not old and self.ready(record.service, killed_wall),
                                       READY_TIMEOUT_S)

@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from common.engine_facts import COMPARED as COMPARED_FACTS
+from common.schemas import Strategy
 
 SCHEMA_VERSION = 3
-STRATEGIES = ("preserve", "discard", "swap")
+STRATEGIES: tuple[str, ...] = tuple(Strategy)
 
 
 def _ms(v: float | None) -> str:

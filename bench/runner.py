@@ -173,7 +173,8 @@ def run_systems(cfg: BenchConfig, systems: list[System], runs: list[Run], prompt
     try:
         log(f"==> starting {len(systems)} systems together")
         with ThreadPoolExecutor(len(systems)) as pool:  # exits only when every start has ended
-            started = list(pool.map(lambda pair: start_system(*pair, log=log), zip(systems, results)))
+            started = list(pool.map(lambda pair: start_system(*pair, log=log),  # type: ignore[misc]  # pairs
+                                    zip(systems, results)))
         live = [i for i, ok in enumerate(started) if ok and check_system(systems[i], results[i], log)]
         clients = {i: systems[i].client(prompts, cfg) for i in live}
         log(f"==> {len(live)} systems up (bench time so far {time.monotonic() - began:.0f}s)")
@@ -266,7 +267,7 @@ def ensure_cost_profile(model_path: Path, engine: EngineSettings, log=print) -> 
                         "--dtype", engine.dtype, "--force"], check=True,
                        env={**os.environ, **engine.cpu_env(), "HF_HUB_OFFLINE": "1"})
         cached = cost_profile.load(path)
-    return cost_profile.describe(cached)
+    return cost_profile.describe(cached)  # type: ignore[arg-type]  # just written (check=True)
 
 
 REALTIME_PRIORITY = 10

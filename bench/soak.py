@@ -276,7 +276,7 @@ def run_soak(cfg: SoakConfig, log=print) -> tuple[dict[str, Any], Path]:
             watch.stop()
         stack.stop()
     summary = reconcile(records, faults, end_s)
-    injected = defaultdict(int)
+    injected: defaultdict[str, int] = defaultdict(int)
     for f in faults:
         if f.killed_s is not None:
             injected[f.service] += 1

@@ -12,6 +12,7 @@ ended (a CallEvent, or the FinalEvent).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -20,6 +21,16 @@ ApiKind = Literal["calculator", "qa", "ve", "chatbot", "image", "tts", "http"]
 API_KINDS: tuple[str, ...] = ApiKind.__args__  # type: ignore[attr-defined]
 
 FinishReason = Literal["stop", "length", "tool_calls", "error", "abort"]
+
+
+class Strategy(StrEnum):
+    """What a paused request's KV cache gets (the handling policies, engine_worker/policies/handling.py,
+    choose): kept in the pool, dropped (recomputed on resume), or copied to the host buffer and
+    loaded back. A str: its value is what JSON, logs, metric labels and span attributes carry."""
+
+    PRESERVE = "preserve"
+    DISCARD = "discard"
+    SWAP = "swap"
 
 
 class Frozen(BaseModel):
@@ -168,7 +179,7 @@ class InterceptionRecord(Frozen):
     """What the call returned, as the model read it (cut/padded to returned_tokens for plans)."""
     ok: bool
     error: str | None = None
-    strategy: Literal["preserve", "discard", "swap"] = "preserve"
+    strategy: Strategy = Strategy.PRESERVE
     """What its KV cache got while paused (the handling policy's final choice)."""
     predicted_duration_s: float = 0.0
     """The call duration the policy used at its last decision."""
@@ -310,6 +321,29 @@ class StandInDelivery(Frozen):
     started_at: float
     due_at: float
     """Wall-clock time the result is due: absolute, so a re-run message does not wait twice."""
+
+
+class SchedulingFacts(Frozen):
+    """engine worker -> its vLLM engine-core process, in each chunk's sampling params as
+    `extra_args["augserve"]` (engine_worker/engine_params.REQUEST_INFO; a plain dict there, as
+    vLLM's msgpack wire wants: model_dump() on send, validated on receipt): what the queue-order
+    policy knows about a request beyond what vLLM tracks (engine_worker/queue_scheduler.py).
+    Every field is required: the worker and its engine core are one version."""
+
+    id: str
+    """The worker's request id, the same across resubmissions (vLLM's own id changes)."""
+    arrival: float
+    """The ORIGINAL arrival (or, under a policy that re-queues at the back, the re-queueing)."""
+    program: str | None
+    calls_done: int
+    generated: int
+    """Tokens generated before this chunk (in earlier segments)."""
+    api: ApiKind | None
+    """A plan's next call (None: not a plan, or its last segment)."""
+    call_s: float | None
+    """The plan's stated duration of that call."""
+    expect_tokens: int | None
+    """The predicted length of this segment (None: no output-length history kept)."""
 
 
 class ToolResult(Frozen):

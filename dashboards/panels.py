@@ -8,6 +8,7 @@ Panels are laid out in rows of two (or of `per_row`), in the order they are give
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
 GRID_WIDTH = 24
@@ -101,7 +102,7 @@ def _panel_json(panel: Panel, panel_id: int, x: int, y: int, width: int) -> dict
     ]
     custom = {"drawStyle": "line", "lineWidth": 1, "fillOpacity": 10, "showPoints": "never",
               "spanNulls": True, "stacking": {"mode": "normal" if panel.stack else "none", "group": "A"}}
-    body = {
+    body: dict[str, Any] = {
         "id": panel_id, "type": panel.kind, "title": panel.title, "description": panel.description,
         "datasource": DATASOURCE, "gridPos": {"h": panel.height, "w": width, "x": x, "y": y},
         "targets": targets,

@@ -43,7 +43,7 @@ def build_engine(settings: WorkerSettings):
         scheduler_cls="engine_worker.queue_scheduler.PolicyScheduler",
         additional_config={CONFIG_KEY: QueueSchedulerConfig(
             name=settings.scheduler, options=settings.scheduler_options, every=settings.scheduler_every,
-            profile_path=str(cache_path(settings.model_path, settings.engine_dtype))).model_dump()},
+            profile_path=str(cache_path(settings.model_path, settings.engine_dtype))).model_dump(mode="json")},
     )
     return AsyncLLM.from_engine_args(args, stat_loggers=[EngineStatsLogger])
 

@@ -8,5 +8,6 @@ inside the engine) and marks it by; when the request is aborted, the connector c
 SWAP_KEY = "augserve_swap_key"
 """kv_transfer_params of a resumed request: the record (the aborted request's SWAP_ID) to load."""
 REQUEST_INFO = "augserve"
-"""extra_args: the request's scheduling facts (id across resubmissions, ORIGINAL arrival,
-program, calls done, next call's kind and duration, expected segment length)."""
+"""extra_args: the request's scheduling facts (common.schemas.SchedulingFacts, as a dict: id
+across resubmissions, ORIGINAL arrival, program, calls done, next call's kind and duration,
+expected segment length)."""

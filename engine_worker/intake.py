@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import redis.asyncio as aioredis
+from redis.typing import EncodableT, FieldT, KeyT, StreamIdT
 
 from common.names import (
     ENGINE_GROUP,
@@ -24,6 +26,7 @@ from common.names import (
     output_stream,
     program_holder,
 )
+from common.redis_replies import ClaimedEntries, StreamEntries, StreamsReply
 from common.redis_retry import retry_async
 from common.schemas import EngineRequest, ErrorEvent, FinalEvent, OutputEnvelope, OutputEvent, WorkerStatus
 
@@ -66,9 +69,10 @@ class RequestStream:
     async def next_requests(self, count: int, block_ms: int = 1000) -> list[Entry]:
         """New entries for this consumer, own stream first. COUNT applies per stream, so there
         may be up to 2 x `count`."""
-        streams = {self.own_stream: ">", ENGINE_REQUEST_STREAM: ">"}
+        streams: dict[KeyT, StreamIdT] = {self.own_stream: ">", ENGINE_REQUEST_STREAM: ">"}
         try:
-            reply = await self._redis.xreadgroup(ENGINE_GROUP, self.worker_id, streams, count=count, block=block_ms)
+            reply = cast(StreamsReply, await self._redis.xreadgroup(ENGINE_GROUP, self.worker_id, streams,
+                                                                    count=count, block=block_ms))
         except aioredis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
@@ -84,7 +88,8 @@ class RequestStream:
         so this worker treats them as claimed from a dead worker."""
         entries: list[Entry] = []
         for stream in (self.own_stream, ENGINE_REQUEST_STREAM):
-            reply = await self._redis.xreadgroup(ENGINE_GROUP, self.worker_id, {stream: "0"}, count=1000)
+            reply = cast(StreamsReply, await self._redis.xreadgroup(ENGINE_GROUP, self.worker_id, {stream: "0"},
+                                                                    count=1000))
             # Pending entries deleted meanwhile come back with no fields: nothing left to run.
             entries += [e for e in _entries(reply) if e.fields]
         return entries
@@ -124,10 +129,10 @@ class RequestStream:
     async def _claim_pending(self, stream: str, consumer: str) -> list[Entry]:
         pending = await self._redis.xpending_range(stream, ENGINE_GROUP, min="-", max="+", count=1000,
                                                    consumername=consumer)
-        ids = [p["message_id"] for p in pending]
+        ids: list[StreamIdT] = [p["message_id"] for p in pending]
         if not ids:
             return []
-        entries = await self._redis.xclaim(stream, ENGINE_GROUP, self.worker_id, 0, ids)
+        entries = cast(ClaimedEntries, await self._redis.xclaim(stream, ENGINE_GROUP, self.worker_id, 0, ids))
         # XCLAIM answers entries deleted meanwhile with no fields: nothing left to run there.
         return [Entry(stream, _text(eid), fields) for eid, fields in entries if fields]
 
@@ -143,7 +148,8 @@ class RequestStream:
                 adopted += await self._claim_pending(stream, name)
                 await self._redis.xgroup_delconsumer(stream, ENGINE_GROUP, name)
         while True:  # entries the dead worker never read
-            reply = await self._redis.xreadgroup(ENGINE_GROUP, self.worker_id, {stream: ">"}, count=256)
+            reply = cast(StreamsReply, await self._redis.xreadgroup(ENGINE_GROUP, self.worker_id, {stream: ">"},
+                                                                    count=256))
             fresh = _entries(reply)
             if not fresh:
                 break
@@ -162,7 +168,7 @@ class RequestStream:
     async def output_events(self, request_id: str) -> list[OutputEvent]:
         """The request's output events so far, in order (the gateway deletes them once it has
         relayed the last one, so a request already answered reads as none)."""
-        entries = await self._redis.xrange(output_stream(request_id))
+        entries = cast(StreamEntries, await self._redis.xrange(output_stream(request_id)))
         return [OutputEnvelope.model_validate_json(fields.get(b"event") or fields["event"]).event
                 for _eid, fields in entries]
 
@@ -193,13 +199,13 @@ def missing_stream_or_group(exc: aioredis.ResponseError) -> bool:
     return "NOGROUP" in text or "no such key" in text
 
 
-def _entries(reply) -> list[Entry]:
+def _entries(reply: StreamsReply) -> list[Entry]:
     return [Entry(_text(stream), _text(eid), fields) for stream, entries in reply or [] for eid, fields in entries]
 
 
 def parse_request(fields: dict) -> EngineRequest:
     raw = fields.get(b"request") or fields.get("request")
-    return EngineRequest.model_validate_json(raw)
+    return EngineRequest.model_validate_json(raw)  # type: ignore[arg-type]  # None fails as malformed
 
 
 class OutputPublisher:
@@ -212,7 +218,8 @@ class OutputPublisher:
         Through a Redis restart (bounded: common.redis_retry): the gateway reads on from the last
         event it saw, so a request whose events only wait keeps going."""
         key = output_stream(request_id)
-        payloads = [{"event": OutputEnvelope(event=event).model_dump_json()} for event in events]
+        payloads: list[dict[FieldT, EncodableT]] = [{"event": OutputEnvelope(event=event).model_dump_json()}
+                                                     for event in events]
         last = isinstance(events[-1], (FinalEvent, ErrorEvent)) if events else False
 
         async def publish() -> None:

@@ -27,9 +27,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from common.schemas import Strategy
 from engine_worker.policies.cost_model import CostModel
 from engine_worker.policies.duration import DurationMode, expected_duration
-from engine_worker.policies.handling import POLICIES, BatchState, Handling, PausedRequest
+from engine_worker.policies.handling import POLICIES, BatchState, Handling, PausedRequest, PolicyName
 from engine_worker.policies.kv_offload import blocks_for
 
 log = logging.getLogger(__name__)
@@ -48,27 +49,27 @@ class Paused:
     started: float
     oracle_s: float | None
     release: asyncio.Event = field(default_factory=asyncio.Event)
-    released_as: str | None = None
-    """"discard" or "swap" once released."""
+    released_as: Strategy | None = None
+    """DISCARD or SWAP once released."""
     decision: Handling | None = None
     predicted_s: float = 0.0
     freed_by_step: int = 0
     """Once released: the engine step by which its blocks are back in the pool (see free_blocks)."""
 
     @property
-    def strategy(self) -> str:
-        return self.released_as or "preserve"
+    def strategy(self) -> Strategy:
+        return self.released_as or Strategy.PRESERVE
 
 
 class InterceptController:
-    def __init__(self, policy: str, cost_model: CostModel, duration_mode: DurationMode, block_size: int,
+    def __init__(self, policy: PolicyName, cost_model: CostModel, duration_mode: DurationMode, block_size: int,
                  running_context: Callable[[], int], kv_usage: Callable[[], float],
                  history_remaining: Callable[[str, float], float] | None = None, interval_s: float = 0.05,
                  swap_capacity_tokens: int = 0, clock: Callable[[], float] = time.monotonic,
                  total_blocks: int = 0, reserve_blocks: int = 0, engine_steps: Callable[[], int] = lambda: 0,
                  engine_queue: Callable[[], tuple[int, int]] = lambda: (0, 0)):
-        self._decide = POLICIES[policy]
-        self.policy = policy
+        self.policy = POLICIES[policy]
+        """The handling policy: its decisions, and what the mechanism asks of it (requeue_at_back)."""
         self.cost_model = cost_model
         self._mode = duration_mode
         self._block_size = block_size
@@ -95,8 +96,8 @@ class InterceptController:
     def resume(self, entry: Paused) -> None:
         self._paused.pop(entry.request_id, None)
 
-    def counts(self) -> dict[str, int]:
-        out = {"preserve": 0, "discard": 0, "swap": 0}
+    def counts(self) -> dict[Strategy, int]:
+        out = dict.fromkeys(Strategy, 0)
         for entry in self._paused.values():
             out[entry.strategy] += 1
         return out
@@ -125,20 +126,21 @@ class InterceptController:
                            free_blocks=self.free_blocks(), reserve_blocks=self.reserve_blocks,
                            block_size=self._block_size, waiting_requests=waiting_requests,
                            running_requests=running_requests)
-        decisions = self._decide([self._snapshot(e, now) for e in candidates], batch, self.cost_model)
+        decisions = self.policy([self._snapshot(e, now) for e in candidates], batch, self.cost_model)
         for decision in decisions:
             entry = self._paused[decision.request_id]
             entry.decision = decision
-            if decision.strategy == "swap":
+            if decision.strategy == Strategy.SWAP:
                 if entry.context_tokens > room:
                     continue  # the host buffer cannot take it: it stays preserved
                 room -= entry.context_tokens
-            if decision.strategy in ("discard", "swap"):
+            if decision.strategy in (Strategy.DISCARD, Strategy.SWAP):
                 entry.released_as = decision.strategy
                 entry.release.set()
                 # The abort lands within a step or two; a swap then copies out within the budget
                 # of each step, and vLLM frees the blocks the step after the copy completes.
-                copy_steps = -(-entry.context_tokens // max(1, step_budget)) if decision.strategy == "swap" else 0
+                swap = decision.strategy == Strategy.SWAP
+                copy_steps = -(-entry.context_tokens // max(1, step_budget)) if swap else 0
                 entry.freed_by_step = self._engine_steps() + SETTLE_STEPS + copy_steps
         return decisions
 
@@ -153,7 +155,7 @@ class InterceptController:
 
     def swap_room_tokens(self) -> int:
         """Tokens the host buffer can still take (swapped requests hold theirs until resumed)."""
-        held = sum(e.context_tokens for e in self._paused.values() if e.released_as == "swap")
+        held = sum(e.context_tokens for e in self._paused.values() if e.released_as == Strategy.SWAP)
         return max(0, self._swap_capacity_tokens - held)
 
     async def run(self) -> None:

@@ -11,7 +11,15 @@ import redis.asyncio as aioredis
 
 from common.names import WORKERS_HASH
 from common.redis_retry import OUTAGE_ERRORS, Backoff, retry_async
-from common.schemas import ErrorEvent, FinalEvent, InterceptionEvent, OutputEvent, WorkerStatus, stale_after_s
+from common.schemas import (
+    ErrorEvent,
+    FinalEvent,
+    InterceptionEvent,
+    OutputEvent,
+    Strategy,
+    WorkerStatus,
+    stale_after_s,
+)
 from engine_worker import engine_stats, metrics, spans
 from engine_worker.cancellations import CancelWatch
 from engine_worker.checkpoint import Checkpoint, replay
@@ -21,6 +29,7 @@ from engine_worker.intake import Entry, OutputPublisher, RequestStream, missing_
 from engine_worker.intercept_controller import InterceptController
 from engine_worker.kv_swap.channel import SwapChannel
 from engine_worker.policies.output_length import OutputLengthHistory
+from engine_worker.policies.schedulers import SchedulerName
 from engine_worker.session import PauseReport, RequestSession
 from engine_worker.settings import WorkerSettings
 from engine_worker.tokens import TokenCodec
@@ -48,7 +57,7 @@ class EngineWorker:
         """Entries read past this worker's room (XREADGROUP's COUNT is per stream). They are
         pending on this worker already, so they start here as room frees, before any new read."""
         self._sessions: dict[str, RequestSession] = {}
-        self._tasks: dict[str, asyncio.Task] = {}
+        self._tasks: dict[str, asyncio.Task | None] = {}
         """Request id -> the task serving it, for cancelling a request its client abandoned."""
         self._cancelled: set[str] = set()
         self._paused_ids: set[str] = set()
@@ -67,7 +76,7 @@ class EngineWorker:
         self._out = OutputPublisher(self._redis)
         self._profile = await load_or_profile(self._engine, s.model_path, s.engine_dtype)
         log.info("cost model:\n%s", describe(self._profile))
-        spans.configure(s.worker_id, f"{s.policy}+{s.scheduler}" if s.scheduler != "fcfs" else s.policy,
+        spans.configure(s.worker_id, f"{s.policy}+{s.scheduler}" if s.scheduler != SchedulerName.FCFS else s.policy,
                         self._profile.cost_model.kv_bytes_per_token)
         history = EstimatorClient.from_url(s.redis_url, time_scale=s.time_scale)
         # The engine core reports its pool size back to this process's config at start-up; vLLM
@@ -183,7 +192,7 @@ class EngineWorker:
                 return  # answered already: only its ack was missing
             session = RequestSession(request, self._engine, self._codec, self._pause_for_call,
                                      lambda *events: self._emit(rid, *events), self.settings.max_model_len,
-                                     requeue_at_back=self.settings.policy == "vllm", swap=self._swap,
+                                     requeue_at_back=self._controller.policy.requeue_at_back, swap=self._swap,
                                      lengths=self._lengths, reply_to=self._tools.reply_to, checkpoint=checkpoint)
             self._sessions[rid] = session
             final = (await session.run()).model_copy(update={"worker_id": self.settings.worker_id})
@@ -319,9 +328,9 @@ class EngineWorker:
             # Recompute happens after a resume, so only the final records carry it.
             metrics.recomputed_tokens_total.labels(worker).inc(sum(r.recomputed_tokens for r in event.interceptions))
             for r in event.interceptions:
-                if r.strategy != "preserve":
+                if r.strategy != Strategy.PRESERVE:
                     metrics.recompute_seconds.labels(worker, r.strategy).observe(r.recompute_s)
-                if r.strategy == "swap":
+                if r.strategy == Strategy.SWAP:
                     for direction, seconds in (("out", r.swap_out_s), ("in", r.swap_in_s)):
                         metrics.swapped_bytes_total.labels(worker, direction).inc(r.swapped_bytes)
                         metrics.swap_seconds_total.labels(worker, direction).inc(seconds)

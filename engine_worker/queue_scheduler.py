@@ -11,8 +11,9 @@ policy (FastServe's MLFQ) also gets running slots handed over by rank before eac
 
 What the policy needs to know about a request and the engine does not (its ORIGINAL arrival, its
 program, the calls it has made, the kind of its next call) comes in the request's sampling
-params as `extra_args["augserve"]` (session.py); a request is tracked under the worker's id for
-it, so a request resubmitted after a discard keeps its attained service.
+params as `extra_args["augserve"]` (session.py; common.schemas.SchedulingFacts); a request is
+tracked under the worker's id for it, so a request resubmitted after a discard keeps its attained
+service.
 """
 
 from __future__ import annotations
@@ -20,18 +21,20 @@ from __future__ import annotations
 import heapq
 import time
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 from vllm.logger import init_logger
 from vllm.v1.core.sched.scheduler import Scheduler
-from vllm.v1.request import RequestStatus
+from vllm.v1.request import Request, RequestStatus
 
+from common.schemas import SchedulingFacts
 from engine_worker import cost_profile
 from engine_worker.engine_params import REQUEST_INFO
 from engine_worker.policies.cost_model import GPTJ_A100, CostModel
 from engine_worker.policies.preemption import time_slice_victims
-from engine_worker.policies.queue_order import QueuedRequest, ranks
-from engine_worker.policies.schedulers import make_scheduler
+from engine_worker.policies.queue_order import QueuedRequest, RequestState, ranks
+from engine_worker.policies.schedulers import SchedulerName, make_scheduler
 
 log = init_logger(f"vllm.{__name__}")  # under "vllm": the only logger the engine-core process configures
 
@@ -41,7 +44,7 @@ FORGET_AFTER_S = 900.0
 
 
 class QueueSchedulerConfig(BaseModel):
-    name: str = "fcfs"
+    name: SchedulerName = SchedulerName.FCFS
     options: dict = {}
     every: int = 1
     """Re-order every this many steps."""
@@ -58,7 +61,7 @@ def _cost_model(path: str) -> CostModel:
 
 
 class PolicyScheduler(Scheduler):
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         raw = (self.vllm_config.additional_config or {}).get(CONFIG_KEY, {})
         self._config = QueueSchedulerConfig(**raw)
@@ -71,6 +74,8 @@ class PolicyScheduler(Scheduler):
         self._last_ran: dict[str, float] = {}
         self._state_since: dict[str, tuple[str, float]] = {}
         """Each request's state at the last re-order and since when it has been in it."""
+        self._parsed: dict[str, tuple[dict | None, SchedulingFacts]] = {}
+        """vLLM request id -> (the extra_args entry, its parse): see _facts."""
         self._preemptive = bool(getattr(self._policy, "preemptive", False))
         log.info("queue order: %s %s, re-ordered every %d steps", self._config.name, self._config.options,
                  self._config.every)
@@ -102,17 +107,29 @@ class PolicyScheduler(Scheduler):
         self._policy.observe(ran, now)
 
     # -- ordering ----------------------------------------------------------------------------------
-    @staticmethod
-    def _info(request) -> dict:
+    def _facts(self, request) -> SchedulingFacts:
+        """What the session said of `request` (common.schemas.SchedulingFacts; for a request no
+        session sent, what vLLM knows). Parsed once per chunk: a session's next chunk replaces its
+        sampling params, and with them the dict."""
         params = request.sampling_params
-        return ((params.extra_args or {}) if params is not None else {}).get(REQUEST_INFO, {})
+        raw = (params.extra_args or {}).get(REQUEST_INFO) if params is not None else None
+        cached = self._parsed.get(request.request_id)
+        if cached is not None and cached[0] is raw:
+            return cached[1]
+        if raw is not None:
+            facts = SchedulingFacts.model_validate(raw)
+        else:
+            facts = SchedulingFacts(id=request.request_id, arrival=request.arrival_time, program=None, calls_done=0,
+                                    generated=0, api=None, call_s=None, expect_tokens=None)
+        self._parsed[request.request_id] = (raw, facts)
+        return facts
 
     def _key(self, request) -> str:
-        return self._info(request).get("id", request.request_id)
+        return self._facts(request).id
 
-    def _snapshot(self, request, state: str, now: float) -> QueuedRequest:
-        info = self._info(request)
-        key = self._key(request)
+    def _snapshot(self, request, state: RequestState, now: float) -> QueuedRequest:
+        facts = self._facts(request)
+        key = facts.id
         previous = self._state_since.get(key)
         since = previous[1] if previous is not None and previous[0] == state else now
         self._state_since[key] = (state, since)
@@ -121,17 +138,15 @@ class PolicyScheduler(Scheduler):
         # the call: the call's time is not time the scheduler made it wait.
         enqueued = since if state == "waiting" else None
         return QueuedRequest(
-            request_id=key, arrival_s=float(info.get("arrival", request.arrival_time)), state=state,
-            context_tokens=request.num_tokens,
-            generated_tokens=int(info.get("generated", 0)) + request.num_output_tokens,
-            program_id=info.get("program"), attained_s=self._attained.get(key, 0.0),
+            request_id=key, arrival_s=facts.arrival, state=state, context_tokens=request.num_tokens,
+            generated_tokens=facts.generated + request.num_output_tokens,
+            program_id=facts.program, attained_s=self._attained.get(key, 0.0),
             last_scheduled_s=max((t for t in (last_ran, enqueued) if t is not None), default=None),
-            calls_done=int(info.get("calls_done", 0)),
-            predicted_output_tokens=info.get("expect_tokens"), api_kind=info.get("api"),
-            predicted_call_s=info.get("call_s"))
+            calls_done=facts.calls_done, predicted_output_tokens=facts.expect_tokens, api_kind=facts.api,
+            predicted_call_s=facts.call_s)
 
     def _reorder(self, now: float) -> None:
-        held = [(r, "running") for r in self.running]
+        held: list[tuple[Request, RequestState]] = [(r, "running") for r in self.running]
         for queue in (self.waiting, self.kv_holding_waiting):
             for r in queue:
                 paused = r.status == RequestStatus.WAITING_FOR_STREAMING_REQ
@@ -157,6 +172,9 @@ class PolicyScheduler(Scheduler):
             self._attained.pop(key, None)
         for key in [k for k in self._state_since if k not in snapshots]:
             del self._state_since[key]
+        held_ids = {r.request_id for r, _ in held}
+        for request_id in [k for k in self._parsed if k not in held_ids]:
+            del self._parsed[request_id]
 
     # -- time slicing ------------------------------------------------------------------------------
     def _running_since(self, request, now: float) -> float:
@@ -175,7 +193,8 @@ class PolicyScheduler(Scheduler):
         free = self.max_num_active_reqs - len(self.running) - self.num_waiting_for_streaming_input
         # Only those that have run long enough for their recompute to be worth it may be displaced.
         displaceable = {r.request_id: r for r in self.running
-                        if self._policy.preemptible(r.num_computed_tokens, now - self._running_since(r, now))}
+                        if self._policy.preemptible(  # type: ignore[attr-defined]  # a preemptive order's
+                            r.num_computed_tokens, now - self._running_since(r, now))}
         victims = time_slice_victims({rid: r.priority for rid, r in displaceable.items()}, waiting, max(0, free))
         timestamp = time.monotonic()
         for request_id in victims:

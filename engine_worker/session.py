@@ -23,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from common.recompute import recomputed_tokens
 from common.redis_retry import OUTAGE_ERRORS, retry_async
@@ -36,6 +37,8 @@ from common.schemas import (
     InterceptionEvent,
     InterceptionRecord,
     OutputEvent,
+    SchedulingFacts,
+    Strategy,
     TokenLogprob,
     ToolResult,
     Usage,
@@ -109,10 +112,11 @@ class RequestSession:
         self._progress = _Progress()
         self._context: list[int] = list(request.prompt_token_ids)
         """The model's context: prompt + generated + appended tokens, in order."""
-        self._stream = None
+        self._stream: AsyncGenerator[Any, None] | None = None
+        """vLLM's output stream of the current vLLM request (None before the first)."""
         self._attempt = 0
-        self._released: str | None = None
-        """How the current pause gave up its blocks: "discard" or "swap" (None: preserved)."""
+        self._released: Strategy | None = None
+        """How the current pause gave up its blocks: DISCARD or SWAP (None: preserved)."""
         self._requeued_at: float | None = None
         self._segment_start = 0
         """Generated tokens before the current segment."""
@@ -190,25 +194,26 @@ class RequestSession:
             repetition_penalty=s.repetition_penalty, logit_bias=dict(s.logit_bias) or None,
             logprobs=s.logprobs, structured_outputs=structured,
             output_kind=RequestOutputKind.DELTA,
-            extra_args={"kv_transfer_params": self._kv_transfer_params(), REQUEST_INFO: self._scheduling_info(segment_index)},
+            extra_args={"kv_transfer_params": self._kv_transfer_params(),
+                        REQUEST_INFO: self._scheduling_info(segment_index).model_dump()},
         )
 
     def _in_forced_call(self, segment_index: int) -> bool:
         return segment_index == 0 and bool(self._forced_prefix)
 
-    def _scheduling_info(self, segment_index: int) -> dict:
+    def _scheduling_info(self, segment_index: int) -> SchedulingFacts:
         """What the queue-order policy knows about this request beyond what vLLM tracks
         (engine_worker/queue_scheduler.py): who it is across resubmissions, its ORIGINAL arrival,
         its program, its calls so far and, for a plan, its next call."""
         req = self.request
-        info = {"id": req.request_id, "arrival": self._arrival(), "program": req.program_id,
-                "calls_done": len(self._progress.interceptions), "generated": len(self._progress.generated)}
+        api, call_s = None, None
         if req.plan is not None and segment_index < len(req.plan.segments):
             segment = req.plan.segments[segment_index]
-            info |= {"api": segment.api, "call_s": segment.duration_s}
-        if self._lengths is not None:
-            info["expect_tokens"] = self._lengths.predict(info.get("api"))
-        return info
+            api, call_s = segment.api, segment.duration_s
+        return SchedulingFacts(
+            id=req.request_id, arrival=self._arrival(), program=req.program_id,
+            calls_done=len(self._progress.interceptions), generated=len(self._progress.generated),
+            api=api, call_s=call_s, expect_tokens=self._lengths.predict(api) if self._lengths is not None else None)
 
     def _kv_transfer_params(self) -> dict:
         """For the swap connector: this request may be swapped out; and after a swap, what to load."""
@@ -370,7 +375,7 @@ class RequestSession:
         text = cp.open_text if self.request.plan is not None else self._codec.decode_text(cp.open_tokens)
         return cp.segment_index, list(cp.open_tokens), text, None
 
-    async def _kv_already_gone(self, strategy: str) -> None:
+    async def _kv_already_gone(self, strategy: Strategy) -> None:
         """release_kv of a call continued from a checkpoint: no vLLM request holds its context."""
 
     def take_held(self) -> list[OutputEvent]:
@@ -394,22 +399,23 @@ class RequestSession:
     def _vllm_id(self) -> str:
         return self.request.request_id if self._attempt == 0 else f"{self.request.request_id}~{self._attempt}"
 
-    async def _release_kv(self, strategy: str) -> None:
+    async def _release_kv(self, strategy: Strategy) -> None:
         """Ends the vLLM request now, while the call runs. Discard: its blocks return to the pool.
         Swap: the connector first copies them to the host buffer, and the resumed request loads
         them back instead of recomputing."""
         vllm_id = self._vllm_id()
         self._swap_key = None
-        if strategy == "swap" and self._swap is not None:
+        if strategy == Strategy.SWAP and self._swap is not None:
             try:
-                await retry_async(lambda: self._swap.mark(vllm_id), f"swap mark of {vllm_id}", log, give_up_s=5)
+                await retry_async(lambda: self._swap.mark(vllm_id),  # type: ignore[union-attr]  # checked above
+                                  f"swap mark of {vllm_id}", log, give_up_s=5)
                 self._swap_key = vllm_id
             except OUTAGE_ERRORS as exc:  # unmarked, the connector frees the blocks: a discard
                 log.warning("request %s: swap mark failed (%s), discarding its KV instead", vllm_id, exc)
-                strategy = "discard"
+                strategy = Strategy.DISCARD
         self._released = strategy
         with self._spans.kv_release(strategy, self.context_len()):
-            await self._stream.aclose()
+            await self._stream.aclose()  # type: ignore[union-attr]  # released only while a request streams
 
     async def _note_resume(self, prompt_tokens: int, cached_tokens: int, seconds: float) -> None:
         """What the resume after a discard or swap cost: tokens recomputed (prefix-cache and
@@ -420,7 +426,8 @@ class RequestSession:
         if self._swap_key is not None and self._swap is not None:
             try:
                 key = self._swap_key
-                times = await retry_async(lambda: self._swap.times(key), f"swap times of {key}", log, give_up_s=5)
+                times = await retry_async(lambda: self._swap.times(key),  # type: ignore[union-attr]  # checked above
+                                          f"swap times of {key}", log, give_up_s=5)
             except OUTAGE_ERRORS as exc:  # only the record's copy times are missing
                 log.warning("request %s: swap times unreadable (%s)", self._swap_key, exc)
                 times = SwapTimes()
@@ -501,7 +508,7 @@ class RequestSession:
         else:
             appended = self._codec.encode_tool_turn(*tool_result_parts(result.content))
         ended = time.time()
-        strategy = "discard" if adopted else self._released or "preserve"
+        strategy = Strategy.DISCARD if adopted else self._released or Strategy.PRESERVE
         record = InterceptionRecord(
             call_id=result.call_id, api=call.api, arguments=call.arguments,
             started_at=event.started_at, ended_at=ended, duration_s=ended - event.started_at,
@@ -511,7 +518,7 @@ class RequestSession:
             predicted_duration_s=pause.predicted_s, waste_preserve=pause.waste_preserve,
             waste_discard=pause.waste_discard, waste_swap=pause.waste_swap,
             held_kv_byte_seconds=0.0 if adopted else pause.held_kv_byte_seconds,
-            swapped_bytes=pause.swapped_bytes if strategy == "swap" else 0,
+            swapped_bytes=pause.swapped_bytes if strategy == Strategy.SWAP else 0,
         )
         self._progress.interceptions.append(record)
         self._spans.interception_ended(record)

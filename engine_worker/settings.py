@@ -11,7 +11,9 @@ from pydantic import Field, model_validator
 
 from common.schemas import HEARTBEAT_S
 from common.settings import CommonSettings
+from engine_worker.policies.handling import PolicyName
 from engine_worker.policies.lamps import SERVING_STARVATION_THRESHOLD
+from engine_worker.policies.schedulers import SchedulerName
 
 
 def native_bf16() -> bool:
@@ -34,7 +36,8 @@ def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-SCHEDULER_DEFAULTS: dict[str, dict] = {"lamps": {"starvation_threshold": SERVING_STARVATION_THRESHOLD}}
+SCHEDULER_DEFAULTS: dict[str, dict] = {
+    SchedulerName.LAMPS: {"starvation_threshold": SERVING_STARVATION_THRESHOLD}}
 """Options a scheduler gets when AUGSERVE_SCHEDULER_OPTIONS is not set (lamps.py says why)."""
 
 
@@ -86,8 +89,7 @@ class WorkerSettings(CommonSettings):
     bounded guess: whether the program's prefix is still in this worker's prefix cache is not
     known outside vLLM (it may be evicted sooner under memory pressure), and 10 minutes covers the
     gaps between an agent's calls (tool and human turns) without pinning a program forever."""
-    policy: Literal["preserve", "vllm", "improved-discard", "swap", "infercept", "infercept-on-demand",
-                    "infercept-code", "continuum", "fastserve"] = "infercept-on-demand"
+    policy: PolicyName = PolicyName.INFERCEPT_ON_DEMAND
     """What a paused request's KV cache gets (engine_worker/policies/handling.py): `preserve` keeps
     it, `vllm` discards it and re-queues the resumed request at the back, `improved-discard`
     discards and keeps its original place, `swap` copies it to the host buffer, `infercept`
@@ -100,7 +102,7 @@ class WorkerSettings(CommonSettings):
     the maximum batch size). None: one block per running slot, min(max_num_seqs, pool blocks // 2):
     each running request holds at least one block and may need one more, so no more than half the
     pool's blocks can be running slots with a block to grow into."""
-    scheduler: Literal["fcfs", "fastserve", "lamps", "continuum", "autellix"] = "lamps"
+    scheduler: SchedulerName = SchedulerName.LAMPS
     """Queue order in the engine (engine_worker/queue_scheduler.py): FCFS by original arrival,
     FastServe's skip-join MLFQ, LAMPS' memory-over-time ranking (the default: it won the fair
     full-scale bench, README), Continuum's program-level FCFS, Autellix's program-level attained

@@ -18,14 +18,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import Token
 from dataclasses import dataclass
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 
 from common import tracing
-from common.schemas import EngineRequest, FinalEvent, InterceptionRecord
+from common.schemas import EngineRequest, FinalEvent, InterceptionRecord, Strategy
 
 tracer = trace.get_tracer("augserve.engine_worker")
 
@@ -50,7 +53,7 @@ class RequestTrace:
     task serving the request), so the session's spans and the tasks it creates (the API calls,
     which copy the context) are its children; `end` restores the task's context."""
 
-    def __init__(self, span: Span, token: object):
+    def __init__(self, span: Span, token: Token[Context]):
         self.span = span
         self._token = token
 
@@ -60,7 +63,7 @@ class RequestTrace:
         tracer.start_span("queue wait", context=parent, start_time=tracing.ns(request.arrival_time),
                           attributes={"augserve.worker": WORKER.worker_id}).end()
         s = request.sampling
-        attributes = {
+        attributes: dict[str, AttributeValue] = {
             "gen_ai.operation.name": "text_completion", "gen_ai.request.model": request.model,
             "gen_ai.response.id": request.request_id, "gen_ai.request.max_tokens": s.max_tokens,
             "gen_ai.request.temperature": s.temperature, "gen_ai.request.top_p": s.top_p,
@@ -98,7 +101,7 @@ class SessionSpans:
     def __init__(self) -> None:
         self._segment: Span | None = None
         self._interception: Span | None = None
-        self._token: object | None = None
+        self._token: Token[Context] | None = None
         self._awaiting_recompute: Span | None = None
         """A discarded interception's span stays open until its context is recomputed."""
 
@@ -139,15 +142,15 @@ class SessionSpans:
         })
         if record.error:
             span.set_attribute("error.type", "tool_error")
-        otel_context.detach(self._token)
+        otel_context.detach(self._token)  # type: ignore[arg-type]  # set with the interception span
         self._interception, self._token = None, None
-        if record.strategy in ("discard", "swap"):
+        if record.strategy in (Strategy.DISCARD, Strategy.SWAP):
             self._awaiting_recompute = span
         else:
             span.end()
 
     @contextmanager
-    def kv_release(self, strategy: str, context_tokens: int) -> Iterator[None]:
+    def kv_release(self, strategy: Strategy, context_tokens: int) -> Iterator[None]:
         """The policy released a paused request's KV blocks (a child of its interception)."""
         with tracer.start_as_current_span(f"kv {strategy}", attributes={
                 "augserve.kv.tokens": context_tokens,

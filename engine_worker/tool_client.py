@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from celery import Celery
 
 from common import tracing
 from common.names import CELERY_QUEUE, task_name, tool_result_stream
+from common.redis_replies import StreamEntries, StreamsReply
 from common.redis_retry import Backoff
 from common.schemas import ToolCallTask, ToolResult
 from engine_worker.segments import new_call_id
@@ -122,7 +123,7 @@ class ToolClient:
 
     async def _take(self, stream: str, call_id: str) -> ToolResult | None:
         """The result of `call_id` on `stream`, removed from it; None if it is not there."""
-        for entry_id, fields in await self._redis.xrange(stream):
+        for entry_id, fields in cast(StreamEntries, await self._redis.xrange(stream)):
             result = _parse_result(fields)
             if result is not None and result.call_id == call_id:
                 await self._redis.xdel(stream, entry_id)
@@ -135,7 +136,7 @@ class ToolClient:
         backoff = Backoff()
         while True:
             try:
-                batches = await self._redis.xread({self._reply_to: last_id}, block=1000, count=100)
+                batches = cast(StreamsReply, await self._redis.xread({self._reply_to: last_id}, block=1000, count=100))
             except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
                 delay = backoff.next_delay()
                 log.warning("reply stream read failed (%s); retry %d in %.1fs", exc, backoff.failures, delay)
@@ -177,7 +178,7 @@ class ToolClient:
 def _parse_result(fields: dict) -> ToolResult | None:
     raw = fields.get(b"result") or fields.get("result")
     try:
-        return ToolResult.model_validate_json(raw)
+        return ToolResult.model_validate_json(raw)  # type: ignore[arg-type]  # None fails as malformed
     except Exception:
         log.exception("malformed tool result dropped: %r", raw)
         return None

@@ -28,7 +28,7 @@ def main() -> int:
     # Slow clients: headers (gateway/slow_clients.py), body (gateway/deps.py), idle keep-alive.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
                 http=header_deadline_protocol(settings.header_timeout_s),
-                timeout_keep_alive=settings.keepalive_timeout_s)
+                timeout_keep_alive=settings.keepalive_timeout_s)  # type: ignore[arg-type]  # a float works (a timer)
     return 0
 
 

@@ -23,12 +23,14 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import cast
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import MaxConnectionsError, RedisError
 
 from common.names import OUTPUT_STREAM_TTL_S, WORKER_STREAMS_SET, cancelled_request, output_stream
+from common.redis_replies import StreamsReply
 from common.redis_retry import OUTAGE_ERRORS, Backoff, retry_async
 from common.schemas import EngineRequest, ErrorEvent, FinalEvent, OutputEnvelope, OutputEvent
 from gateway.errors import ApiError
@@ -93,8 +95,8 @@ class EngineClient:
                                    code="timeout")
                 try:
                     # Short blocks in a loop: redis-py's socket timeout must never cut a read.
-                    reply = await self.redis.xread({key: last_id}, count=READ_BATCH,
-                                                   block=max(1, int(min(remaining, MAX_BLOCK_S) * 1000)))
+                    reply = cast(StreamsReply, await self.redis.xread(
+                        {key: last_id}, count=READ_BATCH, block=max(1, int(min(remaining, MAX_BLOCK_S) * 1000))))
                 except MaxConnectionsError as exc:
                     raise ApiError(503, "the gateway is at its limit of concurrent requests "
                                         "(AUGSERVE_REDIS_MAX_CONNECTIONS)", code="gateway_overloaded") from exc

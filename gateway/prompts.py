@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import TemplateError
 
@@ -179,8 +179,9 @@ class PromptRenderer:
     def render_completion(self, req: CompletionRequest) -> Prompt:
         if isinstance(req.prompt, str):
             return Prompt(token_ids=self.tokenizer.encode(req.prompt, add_special_tokens=False), text=req.prompt)
-        bad = [t for t in req.prompt if not 0 <= t < self.vocab_size]
+        token_ids = cast(list[int], req.prompt)  # CompletionRequest leaves one prompt: a str or its token ids
+        bad = [t for t in token_ids if not 0 <= t < self.vocab_size]
         if bad:
             raise ApiError(400, f"prompt token ids {bad[:5]} are outside the vocabulary [0, {self.vocab_size})",
                            code="invalid_token_ids", param="prompt")
-        return Prompt(token_ids=list(req.prompt))
+        return Prompt(token_ids=list(token_ids))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -67,7 +67,7 @@ async def _final_of(events: AsyncIterator[OutputEvent]) -> FinalEvent:
     raise ApiError(502, "the engine's output ended without a final event", code="bad_engine_event")
 
 
-async def _merged(choices: list[AsyncIterator[OutputEvent]]) -> AsyncIterator[tuple[int, OutputEvent | None]]:
+async def _merged(choices: list[AsyncIterator[OutputEvent]]) -> AsyncGenerator[tuple[int, OutputEvent | None], None]:
     """The choices' events as they come, tagged with the choice index; (i, None) when choice i's
     events end. One choice alone is read directly; n are read by one task each."""
     if len(choices) == 1:
@@ -123,7 +123,7 @@ async def respond(choices: list[AsyncIterator[OutputEvent]], fmt: ResponseFormat
                              media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-async def _stream(first: tuple[int, OutputEvent | None], rest: AsyncIterator[tuple[int, OutputEvent | None]],
+async def _stream(first: tuple[int, OutputEvent | None], rest: AsyncGenerator[tuple[int, OutputEvent | None], None],
                   fmt: ResponseFormat, ex: Exchange, n: int, include_usage: bool) -> AsyncIterator[str]:
     for index in range(n):
         opening = fmt.first_chunk(ex, index)

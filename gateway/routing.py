@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -63,7 +64,7 @@ class Router:
             return SHARED
         if program_id is None:
             return Placement(ENGINE_REQUEST_STREAM, RouteDecision(None, "no_program"))
-        holder = await self.redis.get(program_holder(program_id))
+        holder = cast(str | None, await self.redis.get(program_holder(program_id)))  # decode_responses
         workers = [w if w.worker_id != holder
                    else WorkerLoad(w.worker_id, w.load, w.heartbeat_at, frozenset({program_id}))
                    for w in await self._worker_loads()]
@@ -85,7 +86,7 @@ class Router:
         if self._clock() - self._loads_at < CACHE_S:
             return self._loads
         loads = []
-        for worker_id, raw in (await self.redis.hgetall(WORKERS_HASH)).items():
+        for worker_id, raw in cast(dict[str, str], await self.redis.hgetall(WORKERS_HASH)).items():
             try:
                 status = WorkerStatus.model_validate_json(raw)
                 loads.append(WorkerLoad(worker_id, float(status.inflight + status.backlog), status.heartbeat_at))

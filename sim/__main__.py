@@ -20,7 +20,7 @@ from bench.workload import ConversionConfig
 from sim import rank as ranking
 from sim import reproduce, validate_cpu
 from sim.hardware import PRESETS, cpu_profile, deployment
-from sim.workload import from_trace, is_user_trace, load_requests, scaled
+from sim.workload import RealCallDurations, from_trace, is_user_trace, load_requests, scaled
 
 CPU_RATES = (0.05, 0.1, 0.2, 0.3)
 GPU_RATES = (1.0, 2.0, 3.0, 4.0, 6.0)
@@ -55,7 +55,7 @@ def _rank(args: argparse.Namespace) -> int:
         workload_at = lambda rate, seed: scaled(user, rate / native)  # noqa: E731
         window = args.window_s or span
     else:
-        real = "measured-here" if on_cpu else "trace"
+        real: RealCallDurations = "measured-here" if on_cpu else "trace"
         kwargs = {"trace_path": args.trace} if args.trace else {}
         workload_at = lambda rate, seed: from_trace(rate, args.window_s or 300.0, seed, conv, real_call_s=real,  # noqa: E731
                                                     **kwargs)

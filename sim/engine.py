@@ -30,12 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from common.schemas import Strategy
 from engine_worker.intercept_controller import HIGH_KV_USAGE
 from engine_worker.policies.duration import DurationMode, expected_duration
-from engine_worker.policies.handling import POLICIES, BatchState, PausedRequest
+from engine_worker.policies.handling import POLICIES, BatchState, PausedRequest, PolicyName
 from engine_worker.policies.output_length import OutputLengthHistory
 from engine_worker.policies.preemption import time_slice_victims
-from engine_worker.policies.queue_order import QueuedRequest, ranks
+from engine_worker.policies.queue_order import QueuedRequest, RequestState, ranks
 from engine_worker.policies.schedulers import make_scheduler
 from sim.blocks import BlockPool
 from sim.hardware import Deployment
@@ -87,11 +88,11 @@ class Simulator:
         self.d = deployment
         self.cm = deployment.cost_model
         self.cfg = config
-        self.decide = POLICIES[config.policy]
+        self.decide = POLICIES[PolicyName(config.policy)]
         self.order = make_scheduler(config.scheduler, self.cm, **config.scheduler_options)
         self.preemptive = bool(getattr(self.order, "preemptive", False))
         self.pool = BlockPool(deployment.num_blocks, deployment.block_size)
-        self.requeue_at_back = config.policy == "vllm"  # as engine_worker/main.py sets it
+        self.requeue_at_back = self.decide.requeue_at_back  # as engine_worker/main.py sets it
         self.lengths = OutputLengthHistory()
         self.reqs = [ReqState(r) for r in sorted(requests, key=lambda r: (r.arrival_s, r.request_id))]
         self._pending = list(self.reqs)  # not arrived yet, by arrival
@@ -192,16 +193,16 @@ class Simulator:
         for decision in self.decide(snaps, batch, self.cm):
             r = by_id[decision.request_id]
             r.interceptions[-1].decision = decision
-            if decision.strategy == "swap":
+            if decision.strategy == Strategy.SWAP:
                 if r.context > room or self.d.host_swap_tokens <= 0:
                     continue  # the host buffer cannot take it: stays preserved (as the controller)
                 room -= r.context
                 r.kv, r.swap_left = "out", r.computed  # the KV there is (the last sampled token has none yet)
-                r.interceptions[-1].strategy = "swap"
-            elif decision.strategy == "discard":
+                r.interceptions[-1].strategy = Strategy.SWAP
+            elif decision.strategy == Strategy.DISCARD:
                 self._release(r)
                 r.kv = "gone"
-                r.interceptions[-1].strategy = "discard"
+                r.interceptions[-1].strategy = Strategy.DISCARD
 
     # -- 3. queue order --------------------------------------------------------------------------------
     def _reorder(self) -> dict[str, int]:
@@ -211,7 +212,7 @@ class Simulator:
         snaps += [self._snapshot(r, "paused", predicted) for r in self.paused if r.kv in ("device", "out")]
         return ranks(self.order.order(snaps, self.now)) if snaps else {}
 
-    def _snapshot(self, r: ReqState, state: str, predicted: dict[str | None, int]) -> QueuedRequest:
+    def _snapshot(self, r: ReqState, state: RequestState, predicted: dict[str | None, int]) -> QueuedRequest:
         seg = r.req.segments[r.seg] if r.seg < len(r.req.segments) else None
         api = seg.api if seg is not None else None
         if api not in predicted:
@@ -221,13 +222,13 @@ class Simulator:
             last = r.enqueued_s
         key = (state, r.context, r.generated, r.attained_s, last, r.calls_done, predicted[api], r.queue_arrival_s)
         if r.snapshot_key == key:  # waiting and paused requests stay put for many iterations
-            return r.snapshot
+            return r.snapshot  # type: ignore[return-value]  # set with its key
         r.snapshot_key = key
         r.snapshot = QueuedRequest(
             request_id=r.id, arrival_s=r.queue_arrival_s, state=state, context_tokens=r.context,
             generated_tokens=r.generated, program_id=r.req.program_id, attained_s=r.attained_s,
             last_scheduled_s=last, calls_done=r.calls_done, predicted_output_tokens=predicted[api],
-            api_kind=api, predicted_call_s=seg.duration_s if api is not None else None)
+            api_kind=api, predicted_call_s=seg.duration_s if api is not None else None)  # type: ignore[union-attr]
         return r.snapshot
 
     def _hand_over_slots(self, rank: dict[str, int]) -> None:
@@ -236,7 +237,8 @@ class Simulator:
             return
         free = self.d.max_num_seqs - self._slots_held()
         displaceable = {r.id: r for r in self.running
-                        if self.order.preemptible(r.computed, self.now - (r.running_since_s or self.now))}
+                        if self.order.preemptible(r.computed,  # type: ignore[attr-defined]  # a preemptive order's
+                                                  self.now - (r.running_since_s or self.now))}
         for rid in time_slice_victims({rid: rank[rid] for rid in displaceable}, ready, max(0, free)):
             self._preempt(displaceable[rid])
 

@@ -107,7 +107,8 @@ def plot(r: Ranking, path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(8, 5))
     for x in r.ranked:
         pts = [p for p in x.points if p.normalized_latency_s is not None]
-        ax.plot([p.rate for p in pts], [p.normalized_latency_s for p in pts], marker="o", label=x.system)
+        ax.plot([p.rate for p in pts], [p.normalized_latency_s for p in pts],  # type: ignore[arg-type]  # not None
+                marker="o", label=x.system)
     ax.axhline(r.slo_s, color="grey", linestyle="--", label=f"SLO {r.slo_s} s/token")
     ax.set_xlabel("request rate (req/s)")
     ax.set_ylabel("normalized latency (s/token, mean)")

@@ -8,6 +8,7 @@ from typing import Any
 
 from bench.metrics import system_metrics
 from bench.system_names import split_system
+from common.schemas import Strategy
 from sim.engine import SimConfig, Simulator, StepStats
 from sim.hardware import Deployment
 from sim.state import ReqState
@@ -36,7 +37,7 @@ def record(r: ReqState) -> dict[str, Any]:
             "api": i.api, "duration_s": i.returns_s - i.started_s, "api_s": i.api_s, "context_tokens": i.context_tokens,
             "returned_tokens": i.returned_tokens, "strategy": i.strategy, "ok": True,
             "recomputed_tokens": i.recomputed_tokens,
-            **({f"waste_{k}": getattr(i.decision, f"waste_{k}") for k in ("preserve", "discard", "swap")}
+            **({f"waste_{k}": getattr(i.decision, f"waste_{k}") for k in Strategy}
                if i.decision is not None else {}),
         } for i in r.interceptions],
     }

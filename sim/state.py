@@ -6,6 +6,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Literal
 
+from common.schemas import Strategy
 from engine_worker.policies.handling import Handling
 from engine_worker.policies.queue_order import QueuedRequest
 from sim.workload import SimRequest, SimSegment
@@ -26,7 +27,7 @@ class Interception:
     """The call's own run time (what normalized latency subtracts)."""
     context_tokens: int
     returned_tokens: int
-    strategy: str = "preserve"
+    strategy: Strategy = Strategy.PRESERVE
     decision: Handling | None = None
     recomputed_tokens: int = 0
     resumed_s: float | None = None

@@ -72,7 +72,7 @@ def extract(results_json: Path, out: Path) -> dict[str, Any]:
     """The bench figures and the overheads measured from its engine logs, as sim/data keeps them."""
     data = json.loads(results_json.read_text())
     params = data["parameters"]
-    cm = cost_profile.load(CPU_PROFILE).cost_model
+    cm = cost_profile.load(CPU_PROFILE).cost_model  # type: ignore[union-attr]  # sim/data keeps it
     logs = sorted(results_json.parent.glob("logs/*/*/logs/engine-0.log"))
     step_o, seq_o = fit_overheads(step_overheads(logs, cm))
     runs = []

@@ -151,7 +151,8 @@ class Stack:
             since = time.time()
             self._step(engine_service(cfg), lambda: _fresh_heartbeat(client, "engine-0", since), 300, "heartbeat")
             for service in extra:
-                service.wait_until(lambda name=service.name: _fresh_heartbeat(client, name, since), 300, "heartbeat")
+                service.wait_until(lambda name=service.name: _fresh_heartbeat(client, name, since),  # type: ignore[misc]
+                                   300, "heartbeat")
                 self._progress(f"  {service.name} ready (log: {service.log_path})")
             self._step(gateway_service(cfg), lambda: http_ok(f"{cfg.gateway_url}/health"), 120, "/health")
         except BaseException:

@@ -57,7 +57,7 @@ class Supervisor:
                 continue
             if state.due_at is None:
                 self._crashed(service, state, now)
-            if now >= state.due_at:
+            if now >= state.due_at:  # type: ignore[operator]  # _crashed set it
                 self._restart(service, state, now)
 
     def restart_due_at(self, service: Service) -> float | None:
@@ -78,4 +78,4 @@ class Supervisor:
         service.start(self.log_dir)
         state.due_at, state.started_at = None, now
         self.restarts_total += 1
-        self._progress(f"  {service.name} restarted (pid {service.process.pid})")
+        self._progress(f"  {service.name} restarted (pid {service.process.pid})")  # type: ignore[union-attr]  # started

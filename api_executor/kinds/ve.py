@@ -39,7 +39,7 @@ def run(arguments: dict[str, Any], client: redis.Redis, ttl_s: int, request_id: 
     key = episode_key(request_id, episode)
     raw = client.get(key)
     first = raw is None
-    state = ve_world.new_episode(episode) if first else json.loads(raw)
+    state = ve_world.new_episode(episode) if first else json.loads(raw)  # type: ignore[arg-type]  # not first: a str
     if first and action.strip().lower() in ("", "look"):
         obs = ve_world.intro(state)
     else:

@@ -144,7 +144,8 @@ class HostSwapConnector(KVConnectorBase_V1):
     def get_finished(self, finished_req_ids: set[str]) -> tuple[set[str] | None, set[str] | None]:
         if self._store is None:
             return None, None
-        sent, received = set(), set()
+        sent: set[str] = set()
+        received: set[str] = set()
         for done in self._store.completed():
             (sent if done.direction == "out" else received).add(done.request_id)
             self._report(done)

@@ -47,7 +47,7 @@ class _Done:
     request_id: str
     direction: str
     key: str
-    event: object | None = None
+    event: torch.cuda.Event | None = None
 
 
 @dataclass(frozen=True)

@@ -95,14 +95,14 @@ class SwapBook:
         n = len(record.token_ids)
         if tuple(prompt[:n]) != record.token_ids:
             log.warning("%s does not continue swapped context %s: recomputing it", request_id, key)
-            self.records.pop(key)
+            self.records.pop(key)  # type: ignore[arg-type]  # a record was found under it
             return 0
         # The last prompt token is always computed (its logits sample the next token).
         external = min(n, len(prompt) - 1) - local_tokens
         if external <= 0:  # the prefix cache still holds all of it
-            self.records.pop(key)
+            self.records.pop(key)  # type: ignore[arg-type]  # as above
             return 0
-        self._loads[request_id] = LoadPlan(key, local_tokens, external)
+        self._loads[request_id] = LoadPlan(key, local_tokens, external)  # type: ignore[arg-type]  # as above
         return external
 
     def start_load(self, request_id: str, block_ids: list[int], external_tokens: int) -> None:

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from common.schemas import Strategy
 from engine_worker.policies import waste
 from engine_worker.policies.cost_model import CostModel
-from engine_worker.policies.handling import BatchState, Handling, PausedRequest, Strategy
+from engine_worker.policies.handling import BatchState, Handling, PausedRequest
 from engine_worker.policies.queue_order import QueuedRequest, check_unique, fcfs_key
 
 PROGRAM_MEMORY_S = 3600.0
@@ -61,16 +62,16 @@ def pin_with_ttl(paused: list[PausedRequest], batch: BatchState, cm: CostModel) 
         wp = waste.preserve(p.expected_duration_s, p.context_tokens, cm)
         wd, ws, _ = _reload_waste(p, batch, cm, swap_fits=False)
         if p.elapsed_s < ttl_s(p, batch, cm):
-            out[p.request_id] = Handling(p.request_id, "preserve", wp, wd, ws)
+            out[p.request_id] = Handling(p.request_id, Strategy.PRESERVE, wp, wd, ws)
         else:
             expired.append((p, wp, wd, ws))
     # Largest first: it frees the most memory per swap decision.
     expired.sort(key=lambda e: (-e[0].context_tokens, e[0].request_id))
     for p, wp, wd, ws in expired:
-        strategy: Strategy = "discard"
+        strategy = Strategy.DISCARD
         if p.context_tokens <= budget and ws < wd:
             budget -= p.context_tokens
-            strategy = "swap"
+            strategy = Strategy.SWAP
         out[p.request_id] = Handling(p.request_id, strategy, wp, wd, ws)
     return [out[p.request_id] for p in paused]
 

@@ -34,6 +34,7 @@ blocks every higher-priority offload behind it until a larger budget comes (stri
 
 from __future__ import annotations
 
+from common.schemas import Strategy
 from engine_worker.policies.cost_model import CostModel
 from engine_worker.policies.handling import BatchState, Handling, PausedRequest, waste_figures
 from engine_worker.policies.kv_offload import KvHolder, plan_kv_moves
@@ -58,5 +59,5 @@ def offload_ahead(paused: list[PausedRequest], batch: BatchState, cm: CostModel)
                           free_blocks=max(0, batch.free_blocks), reserve_blocks=max(0, batch.reserve_blocks),
                           block_size=batch.block_size, swap_budget_tokens=max(0, batch.swap_budget_tokens))
     offload = set(moves.offload)
-    return [Handling(p.request_id, "swap" if p.request_id in offload else "preserve", *waste_figures(p, batch, cm))
-            for p in ordered]
+    return [Handling(p.request_id, Strategy.SWAP if p.request_id in offload else Strategy.PRESERVE,
+                     *waste_figures(p, batch, cm)) for p in ordered]

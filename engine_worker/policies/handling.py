@@ -1,19 +1,18 @@
 """What each paused request's KV gets this iteration: preserve, discard or swap.
 
-Policies are registered by name (a `Literal` config field selects one): adding one adds a
-function here, not a branch in the engine.
+Policies are registered by name (PolicyName, the type of the worker's `policy` setting): adding
+one adds a function here and a name, not a branch in the engine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from enum import StrEnum
 
+from common.schemas import Strategy
 from engine_worker.policies import waste
 from engine_worker.policies.cost_model import CostModel
-
-Strategy = Literal["preserve", "discard", "swap"]
 
 
 @dataclass(frozen=True)
@@ -79,9 +78,9 @@ def infercept(paused: list[PausedRequest], batch: BatchState, cm: CostModel) -> 
         # Pipelined, budgeted swap overlaps compute, so within budget it beats both (the paper).
         if p.context_tokens <= budget:
             budget -= p.context_tokens
-            strategy: Strategy = "swap"
+            strategy = Strategy.SWAP
         else:
-            strategy = "discard" if wd < wp else "preserve"
+            strategy = Strategy.DISCARD if wd < wp else Strategy.PRESERVE
         out.append(Handling(p.request_id, strategy, wp, wd, ws))
     return out
 
@@ -102,7 +101,7 @@ def infercept_on_demand(paused: list[PausedRequest], batch: BatchState, cm: Cost
     while the pool had room is swapped or discarded as soon as demand appears."""
     if memory_in_demand(batch):
         return infercept(paused, batch, cm)
-    return [Handling(p.request_id, "preserve", *waste_figures(p, batch, cm)) for p in paused]
+    return [Handling(p.request_id, Strategy.PRESERVE, *waste_figures(p, batch, cm)) for p in paused]
 
 
 def infercept_code(paused: list[PausedRequest], batch: BatchState, cm: CostModel) -> list[Handling]:
@@ -116,14 +115,17 @@ def infercept_code(paused: list[PausedRequest], batch: BatchState, cm: CostModel
     out = []
     for p, wp, wd, ws in scored:
         if p.request_id == spared:
-            strategy: Strategy = "swap" if p.context_tokens <= batch.swap_budget_tokens else "preserve"
+            strategy = Strategy.SWAP if p.context_tokens <= batch.swap_budget_tokens else Strategy.PRESERVE
         else:
-            strategy = "discard" if wd < wp else "preserve"
+            strategy = Strategy.DISCARD if wd < wp else Strategy.PRESERVE
         out.append(Handling(p.request_id, strategy, wp, wd, ws))
     return out
 
 
-def _always(strategy: Strategy) -> Callable[[list[PausedRequest], BatchState, CostModel], list[Handling]]:
+Decide = Callable[[list[PausedRequest], BatchState, CostModel], list[Handling]]
+
+
+def _always(strategy: Strategy) -> Decide:
     def policy(paused: list[PausedRequest], batch: BatchState, cm: CostModel) -> list[Handling]:
         return [Handling(p.request_id, strategy, *waste_figures(p, batch, cm)) for p in paused]
 
@@ -145,17 +147,43 @@ def _fastserve(paused: list[PausedRequest], batch: BatchState, cm: CostModel) ->
     return offload_ahead(paused, batch, cm)
 
 
-PolicyName = Literal["infercept", "infercept-on-demand", "infercept-code", "vllm", "improved-discard", "preserve",
-                     "swap", "continuum", "fastserve"]
+@dataclass(frozen=True)
+class HandlingPolicy:
+    """A registered policy: its decision (called like the function it wraps) and what the
+    mechanism asks of it beyond that."""
 
-POLICIES: dict[str, Callable[[list[PausedRequest], BatchState, CostModel], list[Handling]]] = {
-    "infercept": infercept,
-    "infercept-on-demand": infercept_on_demand,  # InferCept's rule only while memory is in demand
-    "infercept-code": infercept_code,
-    "vllm": _always("discard"),  # and re-queued at the back as a new request (queue order)
-    "improved-discard": _always("discard"),  # re-queued at the front (original arrival order)
-    "preserve": _always("preserve"),
-    "swap": _always("swap"),
-    "continuum": _continuum,  # pinned for a TTL, then evicted (continuum.py)
-    "fastserve": _fastserve,  # preserved; the latest to resume swapped out ahead of need (fastserve_offload.py)
+    decide: Decide
+    requeue_at_back: bool = False
+    """A request resumed after its KV was discarded re-enters the queue at the back, as a new one
+    (stock vLLM's behaviour), instead of at its ORIGINAL arrival (engine_worker/session.py)."""
+
+    def __call__(self, paused: list[PausedRequest], batch: BatchState, cm: CostModel) -> list[Handling]:
+        return self.decide(paused, batch, cm)
+
+
+class PolicyName(StrEnum):
+    """The handling policies by name (the worker's AUGSERVE_POLICY): the keys of POLICIES."""
+
+    PRESERVE = "preserve"
+    VLLM = "vllm"
+    IMPROVED_DISCARD = "improved-discard"
+    SWAP = "swap"
+    INFERCEPT = "infercept"
+    INFERCEPT_ON_DEMAND = "infercept-on-demand"
+    INFERCEPT_CODE = "infercept-code"
+    CONTINUUM = "continuum"
+    FASTSERVE = "fastserve"
+
+
+POLICIES: dict[PolicyName, HandlingPolicy] = {
+    PolicyName.INFERCEPT: HandlingPolicy(infercept),
+    PolicyName.INFERCEPT_ON_DEMAND: HandlingPolicy(infercept_on_demand),  # InferCept's rule while memory is in demand
+    PolicyName.INFERCEPT_CODE: HandlingPolicy(infercept_code),
+    PolicyName.VLLM: HandlingPolicy(_always(Strategy.DISCARD), requeue_at_back=True),  # as a new request (queue order)
+    PolicyName.IMPROVED_DISCARD: HandlingPolicy(_always(Strategy.DISCARD)),  # re-queued at the front (original arrival)
+    PolicyName.PRESERVE: HandlingPolicy(_always(Strategy.PRESERVE)),
+    PolicyName.SWAP: HandlingPolicy(_always(Strategy.SWAP)),
+    PolicyName.CONTINUUM: HandlingPolicy(_continuum),  # pinned for a TTL, then evicted (continuum.py)
+    # preserved; the latest to resume swapped out ahead of need (fastserve_offload.py)
+    PolicyName.FASTSERVE: HandlingPolicy(_fastserve),
 }

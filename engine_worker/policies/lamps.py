@@ -23,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from common.schemas import Strategy
 from engine_worker.policies import waste
 from engine_worker.policies.cost_model import CostModel
-from engine_worker.policies.handling import Strategy
 from engine_worker.policies.output_length import DEFAULT_TOKENS
 from engine_worker.policies.queue_order import QueuedRequest, check_unique, fcfs_key
 
@@ -67,9 +67,9 @@ def score_segment(s: QueuedRequest, running_context_tokens: int, cm: CostModel, 
     wp = waste.preserve(s.predicted_call_s, at_call, cm)
     wd = waste.chunked_discard(at_call, running_context_tokens, cm)
     ws = waste.swap(at_call, running_context_tokens + at_call, cm)
-    options: list[tuple[float, Strategy]] = [(wp, "preserve"), (wd, "discard")]
+    options: list[tuple[float, Strategy]] = [(wp, Strategy.PRESERVE), (wd, Strategy.DISCARD)]
     if allow_swap:
-        options.append((ws, "swap"))
+        options.append((ws, Strategy.SWAP))
     during, strategy = min(options)  # ties: the name decides, so the choice is deterministic
     return SegmentScore(strategy, wp, wd, ws, before + during)
 

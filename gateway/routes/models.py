@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Request
 from redis.exceptions import RedisError
@@ -32,7 +32,8 @@ def _decoded(value: str) -> Any:
 
 async def _model_card(request: Request, settings: SettingsDep, redis: RedisDep) -> dict[str, Any]:
     try:
-        workers: dict[str, Any] | None = {k: _decoded(v) for k, v in (await redis.hgetall(WORKERS_HASH)).items()}
+        registry = cast(dict[str, str], await redis.hgetall(WORKERS_HASH))  # decode_responses
+        workers: dict[str, Any] | None = {k: _decoded(v) for k, v in registry.items()}
     except RedisError as exc:
         log.warning("worker registry unreadable: %s", exc)
         workers = None

@@ -57,14 +57,12 @@ def test_profiles_and_overrides():
 
 def test_every_profile_system_is_a_worker_policy_and_scheduler_or_stock_vllm():
     # A typo in a profile would otherwise surface only when the worker refuses it mid-benchmark.
-    from typing import get_args
-
     from bench.system_names import split_system
     from bench.tool_loop import STOCK_SYSTEM
     from engine_worker.settings import WorkerSettings
 
-    policies = set(get_args(WorkerSettings.model_fields["policy"].annotation))
-    schedulers = set(get_args(WorkerSettings.model_fields["scheduler"].annotation))
+    policies = set(WorkerSettings.model_fields["policy"].annotation)
+    schedulers = set(WorkerSettings.model_fields["scheduler"].annotation)
     assert "fastserve+fastserve" in PROFILES["schedulers"].policies
     for cfg in PROFILES.values():
         for system in cfg.policies:
