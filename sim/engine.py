@@ -204,9 +204,11 @@ class Simulator:
                 r.interceptions[-1].strategy = "discard"
 
     def _host_room(self) -> int:
-        """Host buffer tokens not yet taken or promised to a copy out in progress."""
+        """Host buffer tokens not yet taken or promised to a copy out in progress. A copy out
+        lands all of its `computed` tokens at once when it finishes (swap_left shrinks before
+        that), so the promise is `computed`, not what is left to copy."""
         outs = [r for r in (*self.paused, *self.waiting) if r.kv == "out"]
-        return max(0, self.d.host_swap_tokens - self.host_tokens - sum(r.swap_left for r in outs))
+        return max(0, self.d.host_swap_tokens - self.host_tokens - sum(r.computed for r in outs))
 
     # -- 3. queue order --------------------------------------------------------------------------------
     def _reorder(self) -> dict[str, int]:
