@@ -9,7 +9,8 @@ Each iteration at time `now`:
      PausedRequest/BatchState snapshots the worker's InterceptController builds;
   3. the queue order (schedulers.make_scheduler, unchanged) ranks every request held (running,
      waiting, paused with KV on device); a preemptive order hands running slots over by rank
-     (preemption.time_slice_victims, as queue_scheduler.py does);
+     (preemption.time_slice_victims, as queue_scheduler.py does), the displaced request's KV freed
+     (recompute) or, with Deployment.preemption = "swap", copied to host like a paused one's;
   4. scheduling as vLLM V1 with priorities: running requests first in rank order (one decode
      token, or the next prefill chunk), each new block allocated or, when the pool is full, the
      lowest-ranked running request preempted (recompute); then waiting ones in rank order while
@@ -171,8 +172,7 @@ class Simulator:
         if not candidates:
             return
         running_ctx = sum(r.context for r in self.running)
-        room = max(0, self.d.host_swap_tokens - self.host_tokens
-                   - sum(r.swap_left for r in self.paused if r.kv == "out"))
+        room = self._host_room()
         basis = running_ctx if self.cfg.swap_budget_basis == "running-context" else self._last_batched
         step_budget = self.cm.swap_budget_tokens(basis)
         batch = BatchState(running_context_tokens=running_ctx, swap_budget_tokens=min(room, step_budget),
@@ -203,6 +203,13 @@ class Simulator:
                 self._release(r)
                 r.kv = "gone"
                 r.interceptions[-1].strategy = Strategy.DISCARD
+
+    def _host_room(self) -> int:
+        """Host buffer tokens not yet taken or promised to a copy out in progress. A copy out
+        lands all of its `computed` tokens at once when it finishes (swap_left shrinks before
+        that), so the promise is `computed`, not what is left to copy."""
+        outs = [r for r in (*self.paused, *self.waiting) if r.kv == "out"]
+        return max(0, self.d.host_swap_tokens - self.host_tokens - sum(r.computed for r in outs))
 
     # -- 3. queue order --------------------------------------------------------------------------------
     def _reorder(self) -> dict[str, int]:
@@ -240,7 +247,7 @@ class Simulator:
                         if self.order.preemptible(r.computed,  # type: ignore[attr-defined]  # a preemptive order's
                                                   self.now - (r.running_since_s or self.now))}
         for rid in time_slice_victims({rid: rank[rid] for rid in displaceable}, ready, max(0, free)):
-            self._preempt(displaceable[rid])
+            self._preempt(displaceable[rid], swap=self.d.preemption == "swap")
 
     # -- 4. scheduling ---------------------------------------------------------------------------------
     def _slots_held(self) -> int:
@@ -282,6 +289,8 @@ class Simulator:
                 continue  # loading its KV: runs once the copy is done
             if self._slots_held() >= self.d.max_num_seqs or budget <= 0:
                 break
+            if r.kv == "out":  # preempted to host, its turn again before the copy finished: keep the KV
+                r.kv, r.swap_left = "device", 0
             if r.kv == "host":
                 need_blocks = self.pool.blocks_for(r.context)
                 if not self.pool.can_allocate(need_blocks):
@@ -369,11 +378,17 @@ class Simulator:
                 return False
         return True
 
-    def _preempt(self, r: ReqState) -> None:
+    def _preempt(self, r: ReqState, swap: bool = False) -> None:
+        """Back to the waiting queue. `swap` (Deployment.preemption): its KV is copied out to the
+        host buffer if that has room (the blocks are freed when the copy is done), else freed."""
         self.preemptions += 1
         self.running.remove(r)
-        self._release(r)
-        r.kv, r.phase = "gone", "waiting"
+        if swap and 0 < r.computed <= self._host_room():
+            r.kv, r.swap_left = "out", r.computed
+        else:
+            self._release(r)
+            r.kv = "gone"
+        r.phase = "waiting"
         r.enqueued_s, r.running_since_s = self.now, None
         self.waiting.append(r)
 
@@ -391,7 +406,7 @@ class Simulator:
     def _transfers(self, batched_tokens: int) -> tuple[int, int]:
         """Copies this iteration: outs first (they free memory), then ins, oldest first, within
         what the forward pass hides; with no forward pass, one budget of S tokens' time."""
-        movers = [r for r in self.paused if r.kv == "out"] + [r for r in self.waiting if r.kv == "in"]
+        movers = [r for r in (*self.paused, *self.waiting) if r.kv == "out"] + [r for r in self.waiting if r.kv == "in"]
         if not movers:
             return 0, 0
         budget = self.cm.swap_budget_tokens(batched_tokens or self.cm.saturation_tokens)

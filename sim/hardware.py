@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from engine_worker import cost_profile
 from engine_worker.policies.cost_model import GPTJ_A100, CostModel
@@ -34,6 +35,12 @@ class Deployment:
     prefix_caching: bool = True
     host_swap_tokens: int = 0
     """Host buffer for swapped-out KV, in tokens; 0 disables swapping."""
+    preemption: Literal["recompute", "swap"] = "recompute"
+    """What a running request handed over by a preemptive queue order (FastServe's MLFQ) loses:
+    its KV (recompute, as vLLM V1 preempts), or nothing, its KV copied to the host buffer within
+    the per-iteration swap budget and loaded back before it runs again (FastServe offloads a
+    preempted job's KV to host memory and uploads it ahead of its turn). A request preempted
+    because the pool ran out of blocks always recomputes: the blocks are needed this iteration."""
     call_overhead_s: float = 0.0
     """Dispatch and delivery of an API call beyond its run time (the stack's own latency)."""
     step_overhead_s: float = 0.0

@@ -43,10 +43,11 @@ def check_step(sim: Simulator) -> None:
 
 @settings(max_examples=40)
 @given(requests, st.sampled_from(sorted(POLICIES)), st.sampled_from(sorted(SCHEDULERS)), st.booleans(),
-       st.sampled_from(["running-context", "step-tokens"]))
-def test_no_request_lost_and_every_block_freed_once(raw, policy, scheduler, chunked, basis):
+       st.sampled_from(["running-context", "step-tokens"]), st.sampled_from(["recompute", "swap"]))
+def test_no_request_lost_and_every_block_freed_once(raw, policy, scheduler, chunked, basis, preemption):
     reqs = build(raw)
-    deployment = replace(DEPLOYMENT, chunked_prefill=chunked, max_num_batched_tokens=96 if chunked else 200)
+    deployment = replace(DEPLOYMENT, chunked_prefill=chunked, max_num_batched_tokens=96 if chunked else 200,
+                         preemption=preemption)
     sim = Simulator(deployment, reqs, SimConfig(policy=policy, scheduler=scheduler, record_steps=True,
                                                       swap_budget_basis=basis),
                     on_step=check_step)
@@ -70,3 +71,19 @@ def test_each_strategy_happens_where_the_policy_says():
         recomputed = sum(i.recomputed_tokens for s in states for i in s.interceptions)
         assert (recomputed > 0) == (policy == "vllm")
     assert seen == {"preserve": {"preserve"}, "vllm": {"discard"}, "swap": {"swap"}}
+
+
+def test_swap_preemption_keeps_a_time_sliced_request_s_kv():
+    """Deployment.preemption = "swap": MLFQ's hand-overs copy the displaced job's KV to host and
+    back (no recomputation); "recompute" throws it away. Same tokens out either way."""
+    reqs = [SimRequest(f"r{i}", 0.01 * i, 50, (SimSegment(200 if i == 0 else 5),)) for i in range(8)]
+    out = {}
+    for mode in ("recompute", "swap"):
+        sim = Simulator(replace(DEPLOYMENT, kv_pool_tokens=16_000, max_num_seqs=1, preemption=mode), reqs,
+                        SimConfig(policy="preserve", scheduler="fastserve", record_steps=True,
+                                  scheduler_options={"min_slice_recomputes": 0.0}), on_step=check_step)
+        states = sim.run()
+        assert sim.preemptions > 0 and all(s.generated == s.req.generate_tokens for s in states)
+        out[mode] = (sum(s.preempt_recomputed for s in states), sum(st.swapped_tokens for st in sim.steps))
+    assert out["recompute"][0] > 0 and out["recompute"][1] == 0
+    assert out["swap"][0] == 0 and out["swap"][1] > 0

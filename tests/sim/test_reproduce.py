@@ -8,8 +8,8 @@ from sim.hardware import PRESETS
 def test_infercept_sustains_at_least_its_published_gain_over_vllm():
     """InferCept 1.6x (+-20%): vLLM's SLO crossing lies between 4 and 6 req/s, InferCept still
     holds the SLO at 8 req/s, so the ratio is at least 8 / vLLM's rate: the lower bound holds.
-    The upper bound does NOT: on the longer sweep of sim/README.md ours is ~2.9x (not run here,
-    to keep the test short)."""
+    The upper bound does NOT: on the longer sweep of sim/README.md ours is 2.86x on the preset's
+    80 GB pool (1.82x on a 40 GB A100's, seeds 0 and 1; not run here, to keep the test short)."""
     d = PRESETS["a100-gptj-6b"]
     base = R.sustainable(R.paper_sweep(R.vllm_v0(d), "vllm:ttft_budget_s=null", (4.0, 6.0), R.QUICK), R.INFERCEPT_SLO_S)
     ours = R.paper_sweep(R.infercept_engine(d), "infercept:ttft_budget_s=null", (8.0,), R.QUICK)[0]
@@ -28,17 +28,29 @@ def test_the_ablation_steps_lower_latency_in_infercept_order():
     assert abs(nl["improved discard"] / nl["vllm"] - 1) < 0.05
 
 
+LAMPS_TEST = R.Scale(window_s=60.0, drain_s=400.0, seeds=(0,))
+"""Half the CLI's window, to keep the suite short: a queue still builds at 16 req/s."""
+
+
 def test_lamps_against_infercept():
-    """LAMPS: 27%-85% lower e2e in the paper. Here its ranking only reorders a waiting queue, and on
-    the A100 GPT-J deployment InferCept keeps none below saturation: e2e within 2% (not reproduced)."""
-    _, cuts = R.lamps(R.QUICK, rates=(6.0,))
-    assert all(abs(c) < 0.02 for _, c in cuts)
+    """LAMPS: e2e 27%-85% and TTFT 4%-96% lower than InferCept in the paper. Here, at 16 req/s where
+    InferCept keeps a queue, its ranking alone (starvation promotion off) cuts TTFT by more than
+    half, but mean e2e stays within 10% of InferCept's: e2e is dominated by the calls' own time
+    (~48 s a request in the trace), not by the queue. Not reproduced."""
+    ranking_alone = R.LAMPS_SYSTEMS["LAMPS without starvation promotion"]
+    _, cuts = R.lamps(LAMPS_TEST, rates=(16.0,), systems={"rank": ranking_alone})
+    (_, _, e2e_cut, ttft_cut), = cuts
+    assert ttft_cut > 0.5
+    assert abs(e2e_cut) < 0.1
 
 
 def test_fastserve_against_fcfs():
-    """FastServe: 5.1x mean JCT over Orca in the paper. Here, with 4 slots and recompute on
-    preemption: admission-only MLFQ within 5% of FCFS, preemptive MLFQ slower (not reproduced)."""
-    _, gains = R.fastserve(R.QUICK, rates=(4.0,))
+    """FastServe: up to 5.1x mean JCT over Orca in the paper. Here, with 4 slots and preempted jobs
+    swapped to host: the skip-join MLFQ without starvation promotion ~2x at 8 req/s; with the
+    code's 3 s promotion it is slower than FCFS (every waiting job is promoted, then demoted a
+    quantum later: round robin with a swap per turn); admission only is no better than FCFS."""
+    _, gains = R.fastserve(R.QUICK, rates=(8.0,))
     by = {label: g for _, label, g in gains}
-    assert 0.95 <= by["MLFQ admission only"] <= 1.05
+    assert 1.6 <= by["MLFQ without starvation promotion"] <= 2.6
     assert by["MLFQ"] < 1.0
+    assert by["MLFQ admission only"] < 1.05
