@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from bench.workload import ConversionConfig
 from sim.hardware import PRESETS, Deployment
@@ -176,7 +177,7 @@ and its queue builds from 7 req/s (1.8 s) to 9 req/s (15 s, every request still 
 drain): the loads where there is a queue to reorder, short of falling behind."""
 PARETO = {"alpha": 1.2, "min_tokens": 8}
 FASTSERVE_CONTEXT_CAP = 2048
-FASTSERVE_PREEMPTION = "swap"
+FASTSERVE_PREEMPTION: Literal["recompute", "swap"] = "swap"
 """FastServe (abstract): it "proactively offloads and uploads intermediate states between GPU
 memory and host memory": a preempted job keeps its KV on host (Deployment.preemption)."""
 
