@@ -175,6 +175,19 @@ def test_forced_call_arguments_follow_the_tools_schema(client):
     jsonschema.validate(json.loads(call.function.arguments), SEARCH["function"]["parameters"])
 
 
+def test_a_constrained_call_cut_at_max_tokens_is_length_and_unrepaired(client):
+    """Cut before its JSON is whole, a call generated under its schema is answered as written, with
+    finish_reason "length" (as vLLM and OpenAI do), not closed into a call missing its required keys."""
+    response = chat(client, messages=[{"role": "user", "content": "Find recipes for banana bread."}], max_tokens=6,
+                    tools=[SEARCH], tool_choice={"type": "function", "function": {"name": "web_search"}})
+    choice = response.choices[0]
+    assert choice.finish_reason == "length" and response.usage.completion_tokens == 6
+    call = choice.message.tool_calls[0].function
+    assert call.name == "web_search" and call.arguments.startswith('{"query')
+    with pytest.raises(ValueError):
+        json.loads(call.arguments)
+
+
 def test_required_over_several_tools_calls_one_of_them_validly(client):
     response = chat(client, messages=[{"role": "user", "content": "How warm is it in Oslo, in celsius?"}],
                     tools=[SEARCH, WEATHER], tool_choice="required")
