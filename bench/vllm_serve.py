@@ -1,7 +1,7 @@
 """vLLM's own load generator, `vllm bench serve`, against our gateway and against stock vLLM's
 OpenAI server: the same engine settings, the same request set, runs interleaved.
 
-`python -m bench.vllm_serve [--rounds 2] [--num-prompts 16] [--input-len 64] [--output-len 32]
+`python -m bench.vllm_serve [--rounds 2] [--num-prompts 12] [--input-len 64] [--output-len 24]
 [--max-concurrency 4] [--endpoints chat,completions] [--out DIR]` starts both (our stack with the
 worker's default system; stock vLLM as the benchmark starts it, bench.stock), reads back the
 engine settings each really runs with (common.engine_facts) and refuses to go on if they differ,
@@ -24,6 +24,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,13 +108,24 @@ class Systems:
     def urls(self) -> dict[str, str]:
         return {"augserve": self.ours.cfg.gateway_url, "stock-vllm": self.stock.url}
 
-    def engine_facts(self) -> dict[str, EngineFacts | None]:
+    def _our_facts(self) -> EngineFacts | None:
         config = self.ours.worker_status().get("engine_config")
         engine = next((s for s in self.ours.services if s.name == "engine-0"), None)
-        ours = None
         if config and engine is not None and engine.log_path is not None:
-            ours = facts(config, engine.log_path.read_text(errors="replace"))
-        return {"augserve": ours, "stock-vllm": self.stock.engine_facts()}
+            return facts(config, engine.log_path.read_text(errors="replace"))
+        return None
+
+    def engine_facts(self, timeout_s: float = 120.0) -> dict[str, EngineFacts | None]:
+        """Each engine's effective settings; asked again while unreadable (on busy cores the stock
+        server's /server_info took longer than its 10 s read once)."""
+        found: dict[str, EngineFacts | None] = {"augserve": None, "stock-vllm": None}
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found["augserve"] = found["augserve"] or self._our_facts()
+            found["stock-vllm"] = found["stock-vllm"] or self.stock.engine_facts()
+            if all(found.values()) or time.monotonic() > deadline:
+                return found
+            time.sleep(5)
 
     def stop(self) -> None:
         self.ours.stop()
@@ -217,9 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--num-prompts", type=int, default=16)
+    parser.add_argument("--num-prompts", type=int, default=12)
     parser.add_argument("--input-len", type=int, default=64)
-    parser.add_argument("--output-len", type=int, default=32)
+    parser.add_argument("--output-len", type=int, default=24)
     parser.add_argument("--max-concurrency", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--endpoints", default="chat,completions")
