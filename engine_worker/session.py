@@ -182,7 +182,9 @@ class RequestSession:
         if self.request.plan is not None:
             max_tokens, ignore_eos, stops = self.request.plan.segments[segment_index].generate_tokens, True, []
         else:
-            max_tokens, ignore_eos, stops = self._budget_left(), False, list(s.stop_token_ids)
+            max_tokens, ignore_eos, stops = self._budget_left(), s.ignore_eos, list(s.stop_token_ids)
+            if self._in_forced_call(segment_index):
+                ignore_eos = False  # the call ends at its end-of-turn
             if self._in_forced_call(segment_index) and self.request.forced_call_schema is not None:
                 # The grammar ends the call (only end-of-turn is allowed once its JSON is whole).
                 max_tokens = min(max_tokens, CONSTRAINED_CALL_MAX_TOKENS)

@@ -5,7 +5,7 @@ Extension fields (send them with the openai client's `extra_body`):
   the plan (its generated tokens) and end-of-sequence is ignored.
 - `program_id` (str): groups the requests of one agent program/session for program-aware routing
   and scheduling; the `X-Program-Id` header is used when the body has none.
-- `ignore_eos` (bool): keep generating past end-of-sequence (the engine gets no stop token ids).
+- `ignore_eos` (bool): keep generating past end-of-sequence (vLLM's ignore_eos, and no stop token ids).
 - `return_token_ids` (bool): the response also carries `prompt_token_ids` (top level: the prompt as
   the engine got it) and `choices[0].token_ids` (every generated token, over all segments).
 

@@ -165,6 +165,18 @@ def test_a_grammar_vllm_cannot_compile_is_a_400(client):
     assert caught.value.status_code == 400
 
 
+# -- ignore_eos ----------------------------------------------------------------------------
+
+def test_ignore_eos_generates_past_the_end_of_the_turn(client):
+    """vLLM's own end-of-sequence check stops a request whatever its stop token ids: ignore_eos
+    must reach it (`vllm bench serve --ignore-eos` counts on every request's exact length)."""
+    hi = [{"role": "user", "content": "Say hi."}]
+    ended = chat(client, messages=hi, max_tokens=24)
+    assert ended.choices[0].finish_reason == "stop" and ended.usage.completion_tokens < 24
+    past = chat(client, messages=hi, max_tokens=24, extra_body={"ignore_eos": True})
+    assert past.choices[0].finish_reason == "length" and past.usage.completion_tokens == 24
+
+
 # -- tool calls under their schema --------------------------------------------------------
 
 def test_forced_call_arguments_follow_the_tools_schema(client):

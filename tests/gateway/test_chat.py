@@ -166,7 +166,7 @@ async def test_plan_and_ignore_eos_are_carried(gw):
     assert (await task).status_code == 200
     task = asyncio.create_task(gw.http.post("/v1/chat/completions", json=chat_body(ignore_eos=True)))
     req = await gw.engine.next_request()
-    assert req.sampling.stop_token_ids == [] and req.plan is None
+    assert req.sampling.stop_token_ids == [] and req.sampling.ignore_eos and req.plan is None
     await gw.engine.emit(req.request_id, final())
     assert (await task).status_code == 200
 
