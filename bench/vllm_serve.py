@@ -162,6 +162,18 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]
     return out
 
 
+def unequal_work(runs: list[dict[str, Any]]) -> dict[str, dict[str, list]]:
+    """Token totals that differ between runs of one endpoint ({endpoint: {figure: values}}): the
+    same request set, greedy with ignore_eos, must be the same tokens in and out everywhere."""
+    out: dict[str, dict[str, list]] = {}
+    for endpoint in sorted({r["endpoint"] for r in runs}):
+        for name in ("total_input_tokens", "total_output_tokens"):
+            values = sorted({r["figures"][name] for r in runs if r["endpoint"] == endpoint})
+            if len(values) > 1:
+                out.setdefault(endpoint, {})[name] = values
+    return out
+
+
 def table(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
     rows = ["| endpoint | system | failed | req/s | output tok/s | mean TTFT ms | median TTFT ms | mean TPOT ms |"
             " median TPOT ms |", "|---|---|---|---|---|---|---|---|---|"]
@@ -214,7 +226,11 @@ def compare(args: argparse.Namespace) -> int:
                                  "figures": figures(out / name)})
                     print(endpoint, system, runs[-1]["figures"], flush=True)
         summary = summarize(runs)
-        (out / "summary.json").write_text(json.dumps({"runs": runs, "summary": summary, "args": vars(args) | {
+        unequal = unequal_work(runs)
+        if unequal:
+            print(f"WARNING: the systems did not do the same work: {unequal}", file=sys.stderr)
+        (out / "summary.json").write_text(json.dumps({"runs": runs, "summary": summary, "unequal_work": unequal,
+                                                      "args": vars(args) | {
             "out": str(out)}, "engine": found["augserve"].model_dump() if found["augserve"] else None}, indent=2))
         print(table(summary))
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.vllm_serve import bench_args, summarize, table
+from bench.vllm_serve import bench_args, summarize, table, unequal_work
 
 
 def test_bench_args_are_greedy_fixed_length_and_saved():
@@ -30,3 +30,12 @@ def test_summary_gives_mean_and_range_per_system():
     assert summary["chat"]["a"]["request_throughput"] == {"mean": 2.0, "min": 1.0, "max": 3.0}
     assert summary["chat"]["b"]["mean_ttft_ms"] == {"mean": 100.0, "min": 100.0, "max": 100.0}
     assert "| chat | a | 0 | 2.000 (1.000-3.000) |" in table(summary)
+
+
+def test_unequal_work_names_the_token_totals_that_differ():
+    def tokens(system: str, out: int) -> dict:
+        return {"system": system, "endpoint": "chat",
+                "figures": {"total_input_tokens": 1128, "total_output_tokens": out}}
+
+    assert unequal_work([tokens("a", 288), tokens("b", 288)]) == {}
+    assert unequal_work([tokens("a", 277), tokens("b", 288)]) == {"chat": {"total_output_tokens": [277, 288]}}
