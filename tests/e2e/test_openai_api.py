@@ -24,6 +24,8 @@ SEARCH = {"type": "function", "function": {
                                                     "max_results": {"type": "integer", "minimum": 1, "maximum": 10}},
                    "required": ["query", "max_results"], "additionalProperties": False}}}
 COLORS = [{"role": "user", "content": "Name three colors, one per line."}]
+SHORT_ANSWERS = ("Reply with the single word yes.", "What is 2+2? Answer with the number only.", "Say hi.")
+"""Prompts the model answers in fewer than 32 tokens, greedy (the first that does is used)."""
 
 
 @pytest.fixture(scope="module")
@@ -170,11 +172,11 @@ def test_a_grammar_vllm_cannot_compile_is_a_400(client):
 def test_ignore_eos_generates_past_the_end_of_the_turn(client):
     """vLLM's own end-of-sequence check stops a request whatever its stop token ids: ignore_eos
     must reach it (`vllm bench serve --ignore-eos` counts on every request's exact length)."""
-    hi = [{"role": "user", "content": "Say hi."}]
-    ended = chat(client, messages=hi, max_tokens=24)
-    assert ended.choices[0].finish_reason == "stop" and ended.usage.completion_tokens < 24
-    past = chat(client, messages=hi, max_tokens=24, extra_body={"ignore_eos": True})
-    assert past.choices[0].finish_reason == "length" and past.usage.completion_tokens == 24
+    short = next((messages for messages in ([{"role": "user", "content": text}] for text in SHORT_ANSWERS)
+                  if chat(client, messages=messages, max_tokens=32).choices[0].finish_reason == "stop"), None)
+    assert short is not None, "no prompt of SHORT_ANSWERS ends on its own within 32 tokens"
+    past = chat(client, messages=short, max_tokens=32, extra_body={"ignore_eos": True})
+    assert past.choices[0].finish_reason == "length" and past.usage.completion_tokens == 32
 
 
 # -- tool calls under their schema --------------------------------------------------------
