@@ -10,8 +10,9 @@ official openai client, greedy, in four modes:
 - `auto`: tool_choice omitted: the model's own choice, parsed as written.
 
 Per mode: calls made, arguments that parse as JSON, that validate against the tool's schema, the
-right tool chosen, and the expected value in the arguments (the expression evaluates to the
-answer, the city or query named, the number to convert).
+right tool chosen, the expected value in the arguments (the expression evaluates to the answer,
+the city or query named, the number to convert), and answers cut at the token cap (finish_reason
+"length": a constrained call cut there comes back as written, so it neither parses nor validates).
 """
 
 from __future__ import annotations
@@ -92,11 +93,12 @@ def run(url: str, model: str, modes: tuple[str, ...], concurrency: int = 8) -> d
     client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused-locally", max_retries=0, timeout=300)
     report: dict[str, Any] = {"cases": len(data["cases"]), "model": model, "modes": {}}
     for mode in modes:
-        totals = {"called": 0, "parsed": 0, "valid": 0, "right_tool": 0, "right_value": 0}
+        totals = {"called": 0, "parsed": 0, "valid": 0, "right_tool": 0, "right_value": 0, "cut": 0}
 
         def one(case: dict[str, Any]) -> dict[str, bool]:
             response = client.chat.completions.create(model=model, **request(mode, case, data["tools"]))
-            return score(case, tools, response.choices[0].message)
+            choice = response.choices[0]
+            return score(case, tools, choice.message) | {"cut": choice.finish_reason == "length"}
 
         # Concurrent requests batch in the engine; greedy answers do not depend on the batch.
         with ThreadPoolExecutor(max_workers=concurrency) as pool:

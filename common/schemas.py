@@ -110,6 +110,9 @@ class SamplingConfig(Frozen):
     min_p: float = 0.0
     seed: int | None = None
     stop_token_ids: list[int] = Field(default_factory=list)
+    ignore_eos: bool = False
+    """Generate past end-of-sequence (vLLM's ignore_eos: its own EOS check stops a request
+    whatever stop_token_ids says). Not during a forced call, which its end must close."""
     stop: list[str] = Field(default_factory=list)
     """Stop strings, matched by the worker on the text the client sees, over every segment
     (vLLM refuses them in sessions)."""

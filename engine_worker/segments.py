@@ -6,6 +6,7 @@ Pure decisions over the segment's tokens and text; the session driver carries th
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,36 @@ def plan_outcome(request: EngineRequest, segment_index: int) -> SegmentOutcome:
         api=segment.api, arguments=dict(segment.arguments), duration_s=segment.duration_s,
         return_tokens=segment.return_tokens,
     )
+
+
+_CALL_HEAD = re.compile(r'\s*\{\s*"name"\s*:\s*"([^"\\]*)"\s*,\s*"arguments"\s*:\s*(.*)', re.DOTALL)
+"""The start of a whole call object as the "required" schema has it generated (name first)."""
+
+
+def whole_json_object(text: str) -> bool:
+    """Whether `text` is one complete JSON object (a call generated under its schema that ended
+    with its JSON, not before it)."""
+    try:
+        return isinstance(json.loads(text), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+def cut_call_outcome(request: EngineRequest, call_text: str) -> Finish:
+    """A call generated under its schema that stopped before its JSON was whole (the token cap,
+    or a stop token): finish_reason "length", as vLLM and OpenAI answer, with the call as far as
+    the model wrote it, unrepaired (closing it would invent a value and drop required keys), when
+    it is the client's to run. A cut server-side call is not run. `call_text`: the arguments
+    object for a named tool, the whole call object for "required" over several."""
+    if request.forced_tool is not None:
+        name, arguments = request.forced_tool, call_text.strip()
+    elif head := _CALL_HEAD.match(call_text):
+        name, arguments = head.group(1), head.group(2).strip()
+    else:  # cut inside the name: no call to show
+        return Finish("length")
+    if name not in request.client_tools:
+        return Finish("length")
+    return Finish("length", (ToolCall(id=new_call_id(), name=name, arguments=arguments),))
 
 
 def chat_outcome(

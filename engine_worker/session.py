@@ -48,7 +48,15 @@ from engine_worker.checkpoint import Checkpoint
 from engine_worker.engine_params import REQUEST_INFO, SWAP_ID, SWAP_KEY
 from engine_worker.kv_swap.channel import SwapChannel, SwapTimes
 from engine_worker.policies.output_length import OutputLengthHistory
-from engine_worker.segments import CallApi, Finish, chat_outcome, new_call_id, plan_outcome
+from engine_worker.segments import (
+    CallApi,
+    Finish,
+    chat_outcome,
+    cut_call_outcome,
+    new_call_id,
+    plan_outcome,
+    whole_json_object,
+)
 from engine_worker.spans import SessionSpans
 from engine_worker.stop_strings import StopScan
 from engine_worker.tokens import TokenCodec
@@ -59,7 +67,9 @@ log = logging.getLogger(__name__)
 FORCED_CALL_MAX_TOKENS = 96
 """A forced call's arguments get at most this many tokens; the rest of the budget is the answer's."""
 CONSTRAINED_CALL_MAX_TOKENS = 256
-"""The same, for a call generated under its schema (the JSON is whole, so it may be longer)."""
+"""The same, for a call generated under its schema (the JSON is whole, so it may be longer). A
+call cut before its JSON is whole, here or at the client's max_tokens, ends the request with
+finish_reason "length" and the call as written (segments.cut_call_outcome)."""
 
 PRIORITY_EPOCH = 1.7e9
 """Subtracted from arrival times so vLLM priorities (milliseconds) stay small integers."""
@@ -176,7 +186,9 @@ class RequestSession:
         if self.request.plan is not None:
             max_tokens, ignore_eos, stops = self.request.plan.segments[segment_index].generate_tokens, True, []
         else:
-            max_tokens, ignore_eos, stops = self._budget_left(), False, list(s.stop_token_ids)
+            max_tokens, ignore_eos, stops = self._budget_left(), s.ignore_eos, list(s.stop_token_ids)
+            if self._in_forced_call(segment_index):
+                ignore_eos = False  # the call ends at its end-of-turn
             if self._in_forced_call(segment_index) and self.request.forced_call_schema is not None:
                 # The grammar ends the call (only end-of-turn is allowed once its JSON is whole).
                 max_tokens = min(max_tokens, CONSTRAINED_CALL_MAX_TOKENS)
@@ -440,6 +452,9 @@ class RequestSession:
     def _outcome(self, segment_index: int, seg_text: str, engine_finish: str) -> CallApi | Finish:
         if self.request.plan is not None:
             return plan_outcome(self.request, segment_index)
+        constrained_call = segment_index == 0 and self._forced_prefix and self.request.forced_call_schema is not None
+        if constrained_call and not whole_json_object(seg_text):
+            return cut_call_outcome(self.request, seg_text)
         turn = self._forced_turn(seg_text) if segment_index == 0 and self._forced_prefix else seg_text
         return chat_outcome(self.request, turn, engine_finish, self._budget_left(), len(self._progress.interceptions))
 

@@ -72,6 +72,7 @@ def build_engine_request(*, request_id: str, body: GenerationFields, prompt: Pro
             min_p=body.min_p or 0.0,
             seed=choice_seed(body.seed, choice_index),
             stop_token_ids=stop_ids,
+            ignore_eos=body.ignore_eos,
             stop=list(body.stop or []),
             include_stop_str_in_output=body.include_stop_str_in_output,
             logprobs=body.requested_logprobs,  # type: ignore[attr-defined]

@@ -5,7 +5,7 @@ Extension fields (send them with the openai client's `extra_body`):
   the plan (its generated tokens) and end-of-sequence is ignored.
 - `program_id` (str): groups the requests of one agent program/session for program-aware routing
   and scheduling; the `X-Program-Id` header is used when the body has none.
-- `ignore_eos` (bool): keep generating past end-of-sequence (the engine gets no stop token ids).
+- `ignore_eos` (bool): keep generating past end-of-sequence (vLLM's ignore_eos, and no stop token ids).
 - `return_token_ids` (bool): the response also carries `prompt_token_ids` (top level: the prompt as
   the engine got it) and `choices[0].token_ids` (every generated token, over all segments).
 
@@ -16,7 +16,8 @@ Extension fields (send them with the openai client's `extra_body`):
   function) is generated under its tool's JSON schema; false writes it unconstrained.
 
 Unknown top-level fields are ignored (clients send many optional OpenAI fields); the known ones the
-engine cannot honour are refused with a 400 naming the field, never dropped silently.
+engine cannot honour are refused with a 400 naming the field, never dropped silently (those of
+vLLM's and OpenAI's APIs are listed in gateway/unsupported.py: accepted at their defaults only).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from common.schemas import Plan
 from gateway.structured import StructuredFields
+from gateway.unsupported import ChatUnsupported, CompletionUnsupported
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 INT64 = (-(2**63), 2**63 - 1)
@@ -156,6 +158,16 @@ ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
 
 class StreamOptions(Wire):
     include_usage: bool = False
+    continuous_usage_stats: bool = False
+    """vLLM's usage in every chunk: not supported (refused when true)."""
+
+    @field_validator("continuous_usage_stats")
+    @classmethod
+    def _per_chunk_usage(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("continuous_usage_stats is not supported by this server: "
+                             "include_usage gives the usage once, in the last chunk")
+        return value
 
 
 class GenerationFields(StructuredFields):
@@ -229,7 +241,7 @@ class GenerationFields(StructuredFields):
         return self.n or 1
 
 
-class ChatCompletionRequest(GenerationFields):
+class ChatCompletionRequest(GenerationFields, ChatUnsupported):
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
     max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
     tools: list[ToolSpec] | None = None
@@ -271,7 +283,7 @@ class ChatCompletionRequest(GenerationFields):
         return [] if self.tool_choice == "none" else list(self.tools or [])
 
 
-class CompletionRequest(GenerationFields):
+class CompletionRequest(GenerationFields, CompletionUnsupported):
     prompt: str | list[int] | list[str] | list[list[int]]
     echo: bool = False
     suffix: str | None = None

@@ -24,6 +24,8 @@ SEARCH = {"type": "function", "function": {
                                                     "max_results": {"type": "integer", "minimum": 1, "maximum": 10}},
                    "required": ["query", "max_results"], "additionalProperties": False}}}
 COLORS = [{"role": "user", "content": "Name three colors, one per line."}]
+SHORT_ANSWERS = ("Reply with the single word yes.", "What is 2+2? Answer with the number only.", "Say hi.")
+"""Prompts the model answers in fewer than 32 tokens, greedy (the first that does is used)."""
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +167,18 @@ def test_a_grammar_vllm_cannot_compile_is_a_400(client):
     assert caught.value.status_code == 400
 
 
+# -- ignore_eos ----------------------------------------------------------------------------
+
+def test_ignore_eos_generates_past_the_end_of_the_turn(client):
+    """vLLM's own end-of-sequence check stops a request whatever its stop token ids: ignore_eos
+    must reach it (`vllm bench serve --ignore-eos` counts on every request's exact length)."""
+    short = next((messages for messages in ([{"role": "user", "content": text}] for text in SHORT_ANSWERS)
+                  if chat(client, messages=messages, max_tokens=32).choices[0].finish_reason == "stop"), None)
+    assert short is not None, "no prompt of SHORT_ANSWERS ends on its own within 32 tokens"
+    past = chat(client, messages=short, max_tokens=32, extra_body={"ignore_eos": True})
+    assert past.choices[0].finish_reason == "length" and past.usage.completion_tokens == 32
+
+
 # -- tool calls under their schema --------------------------------------------------------
 
 def test_forced_call_arguments_follow_the_tools_schema(client):
@@ -173,6 +187,19 @@ def test_forced_call_arguments_follow_the_tools_schema(client):
     call = response.choices[0].message.tool_calls[0]
     assert response.choices[0].finish_reason == "tool_calls" and call.function.name == "web_search"
     jsonschema.validate(json.loads(call.function.arguments), SEARCH["function"]["parameters"])
+
+
+def test_a_constrained_call_cut_at_max_tokens_is_length_and_unrepaired(client):
+    """Cut before its JSON is whole, a call generated under its schema is answered as written, with
+    finish_reason "length" (as vLLM and OpenAI do), not closed into a call missing its required keys."""
+    response = chat(client, messages=[{"role": "user", "content": "Find recipes for banana bread."}], max_tokens=6,
+                    tools=[SEARCH], tool_choice={"type": "function", "function": {"name": "web_search"}})
+    choice = response.choices[0]
+    assert choice.finish_reason == "length" and response.usage.completion_tokens == 6
+    call = choice.message.tool_calls[0].function
+    assert call.name == "web_search" and call.arguments.startswith('{"query')
+    with pytest.raises(ValueError):
+        json.loads(call.arguments)
 
 
 def test_required_over_several_tools_calls_one_of_them_validly(client):

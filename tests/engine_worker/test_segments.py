@@ -6,7 +6,7 @@ import json
 
 from common.schemas import EngineRequest, SamplingConfig
 from common.tool_format import parse_tool_calls
-from engine_worker.segments import CallApi, Finish, chat_outcome
+from engine_worker.segments import CallApi, Finish, chat_outcome, cut_call_outcome, whole_json_object
 
 PARIS = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
 OSLO = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
@@ -45,3 +45,29 @@ def test_client_calls_stop_at_a_server_call():
 def test_a_server_call_first_pauses_for_it():
     assert chat_outcome(request(), f"{CALC}\n{PARIS}", "stop", 5, 0) == CallApi(api="calculator",
                                                                                arguments={"expression": "2**10"})
+
+
+def forced(tool: str | None) -> EngineRequest:
+    return request().model_copy(update={"forced_tool": tool, "forced_call_schema": {"type": "object"}})
+
+
+def test_whole_json_object_tells_a_cut_call_from_a_finished_one():
+    assert whole_json_object(' {"city": "Paris", "unit": "celsius"} ')
+    assert not whole_json_object('{"city": "Paris-Paris-Par')
+    assert not whole_json_object('["a list"]') and not whole_json_object("")
+
+
+def test_a_cut_named_call_is_length_with_the_arguments_as_written():
+    outcome = cut_call_outcome(forced("get_weather"), '{"city": "Paris-Paris-Par')
+    assert outcome.reason == "length"
+    assert [(c.name, c.arguments) for c in outcome.tool_calls] == [("get_weather", '{"city": "Paris-Paris-Par')]
+
+
+def test_a_cut_required_call_names_its_tool_once_the_name_is_whole():
+    outcome = cut_call_outcome(forced(None), '{"name": "get_time", "arguments": {"zone": "Europe/Os')
+    assert [(c.name, c.arguments) for c in outcome.tool_calls] == [("get_time", '{"zone": "Europe/Os')]
+    assert cut_call_outcome(forced(None), '{"name": "get_ti') == Finish("length")
+
+
+def test_a_cut_server_side_call_is_not_run():
+    assert cut_call_outcome(forced("calculator"), '{"expression": "2*') == Finish("length")

@@ -99,6 +99,17 @@ async def test_registered_http_api_is_a_server_tool(start_gateway):
     assert (await task).status_code == 200
 
 
+async def test_unsupported_fields_at_their_defaults_are_accepted(gw):
+    """What clients send as defaults (vllm bench serve, vLLM's own clients) passes; another value is a 400."""
+    task = asyncio.create_task(gw.http.post("/v1/chat/completions", json=chat_body(
+        use_beam_search=False, length_penalty=1, min_tokens=0, stop_token_ids=[], skip_special_tokens=True,
+        add_generation_prompt=True, echo=False, modalities=["text"], chat_template_kwargs={}, priority=0,
+        stream_options={"include_usage": True, "continuous_usage_stats": False}, stream=True)))
+    req = await gw.engine.next_request()
+    await gw.engine.emit(req.request_id, final())
+    assert (await task).status_code == 200
+
+
 async def test_named_tool_choice_forces_the_call_under_the_tools_schema(gw, tokenizer):
     task = asyncio.create_task(gw.http.post("/v1/chat/completions", json=chat_body(
         tools=[WEATHER, CALCULATOR], tool_choice={"type": "function", "function": {"name": "get_weather"}})))
@@ -155,7 +166,7 @@ async def test_plan_and_ignore_eos_are_carried(gw):
     assert (await task).status_code == 200
     task = asyncio.create_task(gw.http.post("/v1/chat/completions", json=chat_body(ignore_eos=True)))
     req = await gw.engine.next_request()
-    assert req.sampling.stop_token_ids == [] and req.plan is None
+    assert req.sampling.stop_token_ids == [] and req.sampling.ignore_eos and req.plan is None
     await gw.engine.emit(req.request_id, final())
     assert (await task).status_code == 200
 

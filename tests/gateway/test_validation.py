@@ -127,6 +127,16 @@ CHAT_CASES = [
     ("tool-call-arguments-too-deep", chat(messages=[*USER, {"role": "assistant", "tool_calls": [
         {"id": "c1", "type": "function", "function": {"name": "f", "arguments": NESTED}}]}]), 400,
      "messages.1.tool_calls.0.function.arguments", ["nest deeper than 64 levels"]),
+    # vLLM's and OpenAI's fields this server does not honour (gateway/unsupported.py).
+    ("beam-search", chat(use_beam_search=True), 400, "use_beam_search", ["use_beam_search is not supported"]),
+    ("min-tokens", chat(min_tokens=4), 400, "min_tokens", ["min_tokens is not supported"]),
+    ("stop-token-ids", chat(stop_token_ids=[2]), 400, "stop_token_ids", ["stop_token_ids is not supported"]),
+    ("skip-special-tokens-1", chat(skip_special_tokens=1), 400, "skip_special_tokens", ["skip_special_tokens"]),
+    ("continue-final-message", chat(continue_final_message=True), 400, "continue_final_message",
+     ["continue_final_message is not supported"]),
+    ("legacy-functions", chat(functions=[{"name": "f"}]), 400, "functions", ["functions is not supported"]),
+    ("continuous-usage", chat(stream=True, stream_options={"include_usage": True, "continuous_usage_stats": True}),
+     400, "stream_options.continuous_usage_stats", ["continuous_usage_stats is not supported"]),
 ]
 
 
@@ -233,6 +243,10 @@ COMPLETION_CASES = [
      [f"max_tokens ({MAX_MODEL_LEN})", f"max_model_len {MAX_MODEL_LEN}"]),
     ("echo", {"model": MODEL, "prompt": "a", "echo": True}, "echo", ["echo is not supported"]),
     ("suffix", {"model": MODEL, "prompt": "a", "suffix": "b"}, "suffix", ["suffix is not supported"]),
+    ("prompt-logprobs", {"model": MODEL, "prompt": "a", "prompt_logprobs": 1}, "prompt_logprobs",
+     ["prompt_logprobs is not supported"]),
+    ("no-special-tokens", {"model": MODEL, "prompt": "a", "add_special_tokens": False}, "add_special_tokens",
+     ["add_special_tokens is not supported"]),
     ("logprobs-range", {"model": MODEL, "prompt": "a", "logprobs": 21}, "logprobs", ["less than or equal to 20"]),
     ("bad-schema", {"model": MODEL, "prompt": "a", "guided_json": {"type": 5}}, "guided_json",
      ["not a valid JSON schema"]),
