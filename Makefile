@@ -1,6 +1,6 @@
 # The two commands: `make run` (the whole stack on this machine) and `make test` (the suite);
 # `make bench` / `make bench-quick`: the benchmark's full (~25 min) and quick (< 3 min) profiles;
-# `make bench-vllm-serve`: vLLM's own load generator against our gateway and stock vLLM (~25 min).
+# `make bench-vllm-serve`: vLLM's own load generator against our gateway and stock vLLM (~4 min on an idle machine).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
