@@ -67,6 +67,16 @@ def stack_config(cfg: BenchConfig, system: str, model_path: Path, engine: Engine
     )
 
 
+def stack_engine_facts(stack: Stack) -> EngineFacts | None:
+    """A running stack's engine settings: the worker's config as its status reports it, its core
+    binding from its engine's log (None while either is not there yet)."""
+    config = stack.worker_status().get("engine_config")
+    engine = next((s for s in stack.services if s.name == "engine-0"), None)
+    if not config or engine is None or engine.log_path is None:
+        return None
+    return facts(config, engine.log_path.read_text(errors="replace"))
+
+
 class OurStack:
     def __init__(self, cfg: BenchConfig, policy: str, model_path: Path, engine: EngineSettings, state_dir: Path,
                  log=print):
@@ -96,12 +106,7 @@ class OurStack:
         return {}
 
     def engine_facts(self) -> EngineFacts | None:
-        """The worker's config as its status reports it, its core binding from its engine's log."""
-        config = self.stack.worker_status().get("engine_config")
-        engine = next((s for s in self.stack.services if s.name == "engine-0"), None)
-        if not config or engine is None or engine.log_path is None:
-            return None
-        return facts(config, engine.log_path.read_text(errors="replace"))
+        return stack_engine_facts(self.stack)
 
     def client(self, prompts: PromptBuilder, cfg: BenchConfig) -> LoadClient:
         url = self.stack.cfg.gateway_url

@@ -32,7 +32,8 @@ from typing import Any
 
 from bench.engine_settings import EngineSettings, allowed_cpus
 from bench.stock import StockServer
-from common.engine_facts import EngineFacts, differences, facts
+from bench.systems import stack_engine_facts
+from common.engine_facts import EngineFacts, differences
 from engine_worker.settings import engine_dtype_for
 from stack.models import build_default
 from stack.processes import REPO_ROOT, free_port
@@ -108,20 +109,13 @@ class Systems:
     def urls(self) -> dict[str, str]:
         return {"augserve": self.ours.cfg.gateway_url, "stock-vllm": self.stock.url}
 
-    def _our_facts(self) -> EngineFacts | None:
-        config = self.ours.worker_status().get("engine_config")
-        engine = next((s for s in self.ours.services if s.name == "engine-0"), None)
-        if config and engine is not None and engine.log_path is not None:
-            return facts(config, engine.log_path.read_text(errors="replace"))
-        return None
-
     def engine_facts(self, timeout_s: float = 120.0) -> dict[str, EngineFacts | None]:
         """Each engine's effective settings; asked again while unreadable (on busy cores the stock
         server's /server_info took longer than its 10 s read once)."""
         found: dict[str, EngineFacts | None] = {"augserve": None, "stock-vllm": None}
         deadline = time.monotonic() + timeout_s
         while True:
-            found["augserve"] = found["augserve"] or self._our_facts()
+            found["augserve"] = found["augserve"] or stack_engine_facts(self.ours)
             found["stock-vllm"] = found["stock-vllm"] or self.stock.engine_facts()
             if all(found.values()) or time.monotonic() > deadline:
                 return found

@@ -187,13 +187,14 @@ class RequestSession:
             max_tokens, ignore_eos, stops = self.request.plan.segments[segment_index].generate_tokens, True, []
         else:
             max_tokens, ignore_eos, stops = self._budget_left(), s.ignore_eos, list(s.stop_token_ids)
-            if self._in_forced_call(segment_index):
+            forced_call = self._in_forced_call(segment_index)
+            if forced_call:
                 ignore_eos = False  # the call ends at its end-of-turn
-            if self._in_forced_call(segment_index) and self.request.forced_call_schema is not None:
+            if forced_call and self.request.forced_call_schema is not None:
                 # The grammar ends the call (only end-of-turn is allowed once its JSON is whole).
                 max_tokens = min(max_tokens, CONSTRAINED_CALL_MAX_TOKENS)
                 structured = structured_params(json_schema=self.request.forced_call_schema, compact=True)
-            elif self._in_forced_call(segment_index):
+            elif forced_call:
                 max_tokens = min(max_tokens, FORCED_CALL_MAX_TOKENS)
                 stops += sorted(self._forced_call_stops())
             elif s.structured is not None:

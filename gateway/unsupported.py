@@ -8,9 +8,9 @@ the openai library send some of them as defaults) and refused otherwise, with a 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, create_model, field_validator
 
 UNSUPPORTED_DEFAULTS: dict[str, tuple[Any, ...]] = {
     # vLLM's sampling and output extras, both endpoints.
@@ -52,54 +52,21 @@ def refuse_unless_default(table: dict[str, tuple[Any, ...]]):
 
 
 class _Unsupported(BaseModel):
-    """Declares the refused fields both endpoints share (so a 400 can name them)."""
-
     model_config = ConfigDict(extra="ignore", strict=True)
 
-    use_beam_search: Any = None
-    length_penalty: Any = None
-    min_tokens: Any = None
-    stop_token_ids: Any = None
-    bad_words: Any = None
-    allowed_token_ids: Any = None
-    skip_special_tokens: Any = None
-    spaces_between_special_tokens: Any = None
-    truncate_prompt_tokens: Any = None
-    truncation_side: Any = None
-    prompt_logprobs: Any = None
-    logprob_token_ids: Any = None
-    return_tokens_as_token_ids: Any = None
-    return_token_offsets: Any = None
-    priority: Any = None
-    cache_salt: Any = None
-    kv_transfer_params: Any = None
-    vllm_xargs: Any = None
-    repetition_detection: Any = None
-    watermarking: Any = None
+
+def refused_fields(name: str, table: dict[str, tuple[Any, ...]]) -> type[BaseModel]:
+    """A model declaring the table's fields (`Any = None`, so a 400 can name them) and refusing
+    any value but the table's defaults: the table is the one list of them."""
+    fields: dict[str, Any] = {field: (Any, None) for field in table}
+    return create_model(name, __base__=_Unsupported, __validators__={"_refused": refuse_unless_default(table)},
+                        **fields)
 
 
-class CompletionUnsupported(_Unsupported):
-    add_special_tokens: Any = None
-    prompt_embeds: Any = None
+if TYPE_CHECKING:  # a type checker cannot follow create_model's bases; nothing reads these fields statically
+    class CompletionUnsupported(_Unsupported): ...
 
-    _refused = refuse_unless_default(COMPLETION_UNSUPPORTED_DEFAULTS)
-
-
-class ChatUnsupported(_Unsupported):
-    echo: Any = None
-    add_generation_prompt: Any = None
-    continue_final_message: Any = None
-    add_special_tokens: Any = None
-    chat_template: Any = None
-    chat_template_kwargs: Any = None
-    documents: Any = None
-    mm_processor_kwargs: Any = None
-    media_io_kwargs: Any = None
-    thinking_token_budget: Any = None
-    functions: Any = None
-    function_call: Any = None
-    audio: Any = None
-    modalities: Any = None
-    prediction: Any = None
-
-    _refused = refuse_unless_default(CHAT_UNSUPPORTED_DEFAULTS)
+    class ChatUnsupported(_Unsupported): ...
+else:
+    CompletionUnsupported = refused_fields("CompletionUnsupported", COMPLETION_UNSUPPORTED_DEFAULTS)
+    ChatUnsupported = refused_fields("ChatUnsupported", CHAT_UNSUPPORTED_DEFAULTS)
