@@ -81,7 +81,7 @@ def test_service_sets_every_setting_stack_services_sets(name):
 
 
 def test_redis_persists_as_the_local_one_does(tmp_path):
-    """An append-only file fsynced every second, no RDB: a restart loses no queued request."""
+    """An append-only file fsynced before every reply, no RDB: a restart loses no queued request."""
     compose_cmd = load_compose()["services"]["redis"]["command"]
     local_cmd = redis_service(6379, tmp_path).argv
     for flag in ("--appendonly", "--appendfsync", "--save"):

@@ -115,7 +115,7 @@ def test_every_service_survives_a_redis_restart_with_requests_in_flight(stack):
     assert outcomes == [200] * 4, [r.text for _, r in result["ended"]]
     for _, response in result["ended"][:3]:
         (call,) = response.json()["interceptions"]
-        assert call["api"] == "chatbot" and call["ok"], call
+        assert call["api"] == "chatbot" and call["ok"], call.get("error")  # the dict's repr gets cut
 
     calculator, paused = result["afterwards"]
     assert calculator.status_code == 200 and calculator.json()["interceptions"][0]["result"].startswith("84")
