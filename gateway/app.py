@@ -18,9 +18,10 @@ from gateway.metrics import MetricsMiddleware
 from gateway.openapi import operator_pages
 from gateway.prompts import PromptRenderer
 from gateway.protocol import ChatCompletionRequest, CompletionRequest
-from gateway.routes import health, metrics, v1
+from gateway.routes import health, metrics, tokenize, v1
 from gateway.routing import Router
 from gateway.settings import GatewaySettings
+from gateway.tokenization import DetokenizeRequest, TokenizeChatRequest, TokenizeCompletionRequest
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -59,9 +60,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(HostGuard, hosts=settings.served_hosts())  # outermost: before anything runs
     app.include_router(v1, prefix="/v1", dependencies=[Depends(require_api_key)])
+    app.include_router(tokenize.router)  # vLLM's paths: /tokenize, /detokenize (API key checked)
     app.include_router(health.router)
     app.include_router(metrics.router)
-    app.include_router(operator_pages([ChatCompletionRequest, CompletionRequest]))
+    app.include_router(operator_pages([ChatCompletionRequest, CompletionRequest, TokenizeCompletionRequest,
+                                       TokenizeChatRequest, DetokenizeRequest]))
     if settings.otlp_endpoint:
         _trace(app)
     return app

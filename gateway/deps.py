@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, TypeVar
+from typing import Annotated, Protocol, TypeVar
 
 from fastapi import Depends, Header, Request
 from pydantic import ValidationError
@@ -20,8 +21,9 @@ from gateway.auth import Caller, authenticate, require_operator
 from gateway.engine import EngineClient
 from gateway.errors import ApiError, validation_error
 from gateway.prompts import PromptRenderer
-from gateway.protocol import ChatCompletionRequest, CompletionRequest, GenerationFields
+from gateway.protocol import ChatCompletionRequest, CompletionRequest
 from gateway.settings import GatewaySettings
+from gateway.tokenization import TOKENIZE_REQUEST, DetokenizeRequest, TokenizeChatRequest, TokenizeCompletionRequest
 
 
 async def get_settings(request: Request) -> GatewaySettings:
@@ -127,15 +129,24 @@ async def _read_limited(request: Request, limit: int) -> bytes:
 
 
 RawBody = Annotated[bytes, Depends(read_body)]
-Body = TypeVar("Body", bound=GenerationFields)
 
 
-def parse_body(schema: type[Body], raw: bytes, settings: GatewaySettings) -> Body:
+class NamesModel(Protocol):
+    @property
+    def model(self) -> str | None: ...
+
+
+Parsed = TypeVar("Parsed", bound=NamesModel)
+
+
+def parse_body(validate: Callable[[bytes], Parsed], raw: bytes, settings: GatewaySettings) -> Parsed:
+    """The body, or a 400 naming every failing field; then a 404 unless it names the served model
+    (the tokenizer routes, as vLLM's, also take no model: the served one)."""
     try:
-        body = schema.model_validate_json(raw)
+        body = validate(raw)
     except ValidationError as exc:
         raise validation_error(list(exc.errors())) from None
-    if body.model != settings.model_id:
+    if body.model is not None and body.model != settings.model_id:
         raise ApiError(404, f"the model {body.model!r} does not exist: this server serves {settings.model_id!r}",
                        code="model_not_found", param="model")
     return body
@@ -144,12 +155,22 @@ def parse_body(schema: type[Body], raw: bytes, settings: GatewaySettings) -> Bod
 # Sync on purpose: FastAPI runs these on its thread pool, so parsing a large body never stalls
 # the event loop that streams other requests' output.
 def chat_body(raw: RawBody, settings: SettingsDep) -> ChatCompletionRequest:
-    return parse_body(ChatCompletionRequest, raw, settings)
+    return parse_body(ChatCompletionRequest.model_validate_json, raw, settings)
 
 
 def completion_body(raw: RawBody, settings: SettingsDep) -> CompletionRequest:
-    return parse_body(CompletionRequest, raw, settings)
+    return parse_body(CompletionRequest.model_validate_json, raw, settings)
+
+
+def tokenize_body(raw: RawBody, settings: SettingsDep) -> TokenizeCompletionRequest | TokenizeChatRequest:
+    return parse_body(TOKENIZE_REQUEST.validate_json, raw, settings)
+
+
+def detokenize_body(raw: RawBody, settings: SettingsDep) -> DetokenizeRequest:
+    return parse_body(DetokenizeRequest.model_validate_json, raw, settings)
 
 
 ChatBody = Annotated[ChatCompletionRequest, Depends(chat_body)]
 CompletionBody = Annotated[CompletionRequest, Depends(completion_body)]
+TokenizeBody = Annotated[TokenizeCompletionRequest | TokenizeChatRequest, Depends(tokenize_body)]
+DetokenizeBody = Annotated[DetokenizeRequest, Depends(detokenize_body)]

@@ -6,7 +6,7 @@ import time
 
 from common.schemas import EngineRequest, SamplingConfig
 from gateway.errors import ApiError
-from gateway.prompts import Prompt
+from gateway.prompts import Prompt, check_vocabulary
 from gateway.protocol import INT64, GenerationFields
 
 
@@ -40,10 +40,7 @@ def admitted_max_tokens(body: GenerationFields, prompt_tokens: int, *, max_model
 def logit_bias(body: GenerationFields, vocab_size: int) -> dict[int, float]:
     """The bias per token id, or a 400 naming the ids outside the vocabulary."""
     bias = {int(k): v for k, v in (body.logit_bias or {}).items()}
-    bad = [t for t in bias if not 0 <= t < vocab_size]
-    if bad:
-        raise ApiError(400, f"logit_bias token ids {bad[:5]} are outside the vocabulary [0, {vocab_size})",
-                       code="invalid_token_ids", param="logit_bias")
+    check_vocabulary(list(bias), vocab_size, "logit_bias")
     return bias
 
 

@@ -1,6 +1,6 @@
 """The gateway's OpenAPI document, with the real request schemas, and the operator pages serving it.
 
-The generation routes read their body themselves (gateway/deps.py: size, deadline and media type
+The generation and tokenizer routes read their body themselves (gateway/deps.py: size, deadline and media type
 before parsing), so FastAPI cannot see it: `request_body` names the wire model in the route's
 `openapi_extra`, and `spec` adds those models' JSON Schemas (pydantic's, with their definitions)
 to the document's components. Schemathesis tests the running gateway against this document.
@@ -21,10 +21,11 @@ from gateway.deps import require_operator_key
 REF = "#/components/schemas/{model}"
 
 
-def request_body(model: type[BaseModel]) -> dict[str, Any]:
-    """The route's `openapi_extra`: its JSON body is `model`."""
-    return {"requestBody": {
-        "required": True, "content": {"application/json": {"schema": {"$ref": REF.format(model=model.__name__)}}}}}
+def request_body(*models: type[BaseModel]) -> dict[str, Any]:
+    """The route's `openapi_extra`: its JSON body is `models[0]`, or exactly one of `models`."""
+    refs = [{"$ref": REF.format(model=model.__name__)} for model in models]
+    schema = refs[0] if len(refs) == 1 else {"oneOf": refs}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def spec(app: FastAPI, models: list[type[BaseModel]]) -> dict[str, Any]:

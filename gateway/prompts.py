@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from jinja2 import TemplateError
 
@@ -22,15 +23,18 @@ from gateway import guarded_template
 from gateway.errors import ApiError
 from gateway.protocol import (
     MAX_JSON_DEPTH,
-    ChatCompletionRequest,
     ChatMessage,
+    ChatPromptFields,
     CompletionRequest,
     NamedToolChoice,
     ToolSpec,
     json_depth,
 )
+from gateway.tokenization import TokenizeCompletionRequest
 
 SERVER_API_KINDS = frozenset(k for k in API_KINDS if k != "http")
+Arg = TypeVar("Arg")
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,7 @@ def _turn(message: ChatMessage) -> dict[str, str]:
     return {"role": role, "content": content}
 
 
-def _forced_call(req: ChatCompletionRequest, tools: list[ToolSpec]) -> ForcedCall | None:
+def _forced_call(req: ChatPromptFields, tools: list[ToolSpec]) -> ForcedCall | None:
     """Constrained (the default), the call's JSON follows the tool's schema, so even a small
     model writes a valid call; unconstrained, the prefix opens a lone string argument, which
     small models fill far more reliably than whole objects."""
@@ -142,13 +146,24 @@ class PromptRenderer:
     def close(self) -> None:
         self._thread.shutdown(wait=False, cancel_futures=True)
 
-    async def chat(self, req: ChatCompletionRequest) -> Prompt:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, self.render_chat, req)
+    async def _on_thread(self, fn: Callable[[Arg], Result], arg: Arg) -> Result:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, arg)
 
-    async def completion(self, req: CompletionRequest) -> Prompt:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, self.render_completion, req)
+    async def chat(self, req: ChatPromptFields) -> Prompt:
+        return await self._on_thread(self.render_chat, req)
 
-    def render_chat(self, req: ChatCompletionRequest) -> Prompt:
+    async def completion(self, req: CompletionRequest | TokenizeCompletionRequest) -> Prompt:
+        return await self._on_thread(self.render_completion, req)
+
+    async def decode(self, token_ids: list[int]) -> str:
+        """The text of token ids as vLLM's /detokenize gives it (special tokens kept)."""
+        return await self._on_thread(self.tokenizer.decode, token_ids)
+
+    async def token_strings(self, token_ids: list[int]) -> list[str]:
+        """Each id's token as the vocabulary spells it (vLLM's `token_strs`: "Ġworld", not " world")."""
+        return await self._on_thread(self.tokenizer.convert_ids_to_tokens, token_ids)
+
+    def render_chat(self, req: ChatPromptFields) -> Prompt:
         tools = req.declared_tools()
         forced = _forced_call(req, tools)
         turns = [_turn(m) for m in req.messages]
@@ -176,12 +191,17 @@ class PromptRenderer:
             forced_call_schema=forced.schema if forced else None,
         )
 
-    def render_completion(self, req: CompletionRequest) -> Prompt:
+    def render_completion(self, req: CompletionRequest | TokenizeCompletionRequest) -> Prompt:
         if isinstance(req.prompt, str):
             return Prompt(token_ids=self.tokenizer.encode(req.prompt, add_special_tokens=False), text=req.prompt)
         token_ids = cast(list[int], req.prompt)  # CompletionRequest leaves one prompt: a str or its token ids
-        bad = [t for t in token_ids if not 0 <= t < self.vocab_size]
-        if bad:
-            raise ApiError(400, f"prompt token ids {bad[:5]} are outside the vocabulary [0, {self.vocab_size})",
-                           code="invalid_token_ids", param="prompt")
+        check_vocabulary(token_ids, self.vocab_size, "prompt")
         return Prompt(token_ids=list(token_ids))
+
+
+def check_vocabulary(token_ids: list[int], vocab_size: int, param: str) -> None:
+    """A 400 naming the ids (the first five) outside [0, vocab_size)."""
+    bad = [t for t in token_ids if not 0 <= t < vocab_size]
+    if bad:
+        raise ApiError(400, f"{param}: token ids {bad[:5]} are outside the vocabulary [0, {vocab_size})",
+                       code="invalid_token_ids", param=param)

@@ -241,14 +241,13 @@ class GenerationFields(StructuredFields):
         return self.n or 1
 
 
-class ChatCompletionRequest(GenerationFields, ChatUnsupported):
+class ChatPromptFields(Wire):
+    """What shapes a chat prompt (gateway/prompts.py renders these): /v1/chat/completions and the
+    chat form of /tokenize share them, so both render the same token ids."""
+
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
-    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
     tools: list[ToolSpec] | None = None
     tool_choice: ToolChoice | None = None
-    parallel_tool_calls: bool | None = None
-    logprobs: bool = False
-    top_logprobs: Annotated[int, Field(ge=0, le=MAX_TOP_LOGPROBS)] | None = None
     constrain_tool_calls: bool = True
 
     @field_validator("tools")
@@ -260,6 +259,17 @@ class ChatCompletionRequest(GenerationFields, ChatUnsupported):
                 raise ValueError(f"duplicate tool name {tool.function.name!r}: tool names must be unique")
             seen.add(tool.function.name)
         return tools
+
+    def declared_tools(self) -> list[ToolSpec]:
+        """The tools the model is told about: none at all under tool_choice "none"."""
+        return [] if self.tool_choice == "none" else list(self.tools or [])
+
+
+class ChatCompletionRequest(GenerationFields, ChatPromptFields, ChatUnsupported):
+    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    parallel_tool_calls: bool | None = None
+    logprobs: bool = False
+    top_logprobs: Annotated[int, Field(ge=0, le=MAX_TOP_LOGPROBS)] | None = None
 
     def conflict(self) -> tuple[str, str] | None:
         if self.top_logprobs is not None and not self.logprobs:
@@ -277,10 +287,6 @@ class ChatCompletionRequest(GenerationFields, ChatUnsupported):
     @property
     def requested_logprobs(self) -> int | None:
         return (self.top_logprobs or 0) if self.logprobs else None
-
-    def declared_tools(self) -> list[ToolSpec]:
-        """The tools the model is told about: none at all under tool_choice "none"."""
-        return [] if self.tool_choice == "none" else list(self.tools or [])
 
 
 class CompletionRequest(GenerationFields, CompletionUnsupported):

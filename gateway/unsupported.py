@@ -38,6 +38,17 @@ COMPLETION_UNSUPPORTED_DEFAULTS: dict[str, tuple[Any, ...]] = {
 }
 
 
+TOKENIZE_CHAT_UNSUPPORTED_DEFAULTS: dict[str, tuple[Any, ...]] = {field: CHAT_UNSUPPORTED_DEFAULTS[field] for field in (
+    "add_generation_prompt", "continue_final_message", "add_special_tokens", "chat_template", "chat_template_kwargs",
+    "mm_processor_kwargs", "media_io_kwargs")}
+"""vLLM's TokenizeChatRequest template controls, at the values the chat route takes: /tokenize
+answers with the ids of a prompt the engine could be given."""
+
+TOKENIZE_COMPLETION_UNSUPPORTED_DEFAULTS: dict[str, tuple[Any, ...]] = {
+    "add_special_tokens": COMPLETION_UNSUPPORTED_DEFAULTS["add_special_tokens"],
+}
+
+
 def refuse_unless_default(table: dict[str, tuple[Any, ...]]):
     """A pydantic `before` validator over the table's fields (declared `Any = None`)."""
 
@@ -67,6 +78,13 @@ if TYPE_CHECKING:  # a type checker cannot follow create_model's bases; nothing 
     class CompletionUnsupported(_Unsupported): ...
 
     class ChatUnsupported(_Unsupported): ...
+
+    class TokenizeCompletionUnsupported(_Unsupported): ...
+
+    class TokenizeChatUnsupported(_Unsupported): ...
 else:
     CompletionUnsupported = refused_fields("CompletionUnsupported", COMPLETION_UNSUPPORTED_DEFAULTS)
     ChatUnsupported = refused_fields("ChatUnsupported", CHAT_UNSUPPORTED_DEFAULTS)
+    TokenizeCompletionUnsupported = refused_fields("TokenizeCompletionUnsupported",
+                                                   TOKENIZE_COMPLETION_UNSUPPORTED_DEFAULTS)
+    TokenizeChatUnsupported = refused_fields("TokenizeChatUnsupported", TOKENIZE_CHAT_UNSUPPORTED_DEFAULTS)

@@ -16,7 +16,7 @@ from schemathesis import GenerationMode
 from tests.gateway.conftest import KEY, MODEL, OPERATOR_KEY, Engine, delta, final
 
 EXAMPLES_PER_OPERATION = 40
-"""Per operation and mode (valid, invalid): 480 requests in all."""
+"""Per operation and mode (valid, invalid): 640 requests in all."""
 
 
 @pytest.fixture
@@ -47,7 +47,8 @@ def api_schema(server):
 
 
 OPERATIONS = [("POST", "/v1/chat/completions"), ("POST", "/v1/completions"), ("GET", "/v1/models"),
-              ("GET", "/v1/models/{model_id}"), ("GET", "/health"), ("GET", "/metrics")]
+              ("GET", "/v1/models/{model_id}"), ("POST", "/tokenize"), ("POST", "/detokenize"), ("GET", "/health"),
+              ("GET", "/metrics")]
 
 
 def test_the_document_lists_every_route(api_schema):
