@@ -31,13 +31,17 @@ def tools_system_text(tools: list[dict[str, Any]]) -> str:
     )
 
 
+FORCED_ARGUMENTS_KEY = '"arguments": '
+"""Where a forced call's prefix ends its name and starts the arguments."""
+
+
 def forced_call_prefix(name: str, parameters: dict[str, Any] | None) -> str:
     """Text the server writes at the start of the assistant turn to force a call to `name`.
 
     When the schema has exactly one required string property, the prefix opens it too: small
     models then only write the value, which they do far more reliably than whole JSON objects.
     """
-    prefix = f'{CALL_OPEN}\n{{"name": {json.dumps(name)}, "arguments": '
+    prefix = f'{CALL_OPEN}\n{{"name": {json.dumps(name)}, {FORCED_ARGUMENTS_KEY}'
     props = (parameters or {}).get("properties") or {}
     required = (parameters or {}).get("required") or []
     if len(required) == 1 and (props.get(required[0]) or {}).get("type") == "string":

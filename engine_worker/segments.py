@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.schemas import API_KINDS, EngineRequest, FinishReason, ToolCall
-from common.tool_format import parse_tool_calls
+from common.tool_format import FORCED_ARGUMENTS_KEY, parse_tool_calls
 
 MAX_INTERCEPTIONS = 64
 """A request whose model keeps calling tools ends with finish_reason "length" past this."""
@@ -71,6 +71,27 @@ def whole_json_object(text: str) -> bool:
         return isinstance(json.loads(text), dict)
     except (ValueError, RecursionError):
         return False
+
+
+def unconstrained_call_cut(forced_prefix: str, seg_text: str, engine_finish: str) -> str | None:
+    """A forced call written without its schema (constrain_tool_calls false) that the token cap
+    cut before its end, the lone string's closing quote or the line's end: its arguments as far
+    as they were written (for cut_call_outcome), rather than closed for the model, which would
+    run a value it never finished. None when the call ended."""
+    if engine_finish != "length":
+        return None
+    arguments_so_far = forced_prefix.split(FORCED_ARGUMENTS_KEY, 1)[1] + seg_text
+    if forced_prefix.endswith('"'):  # the prefix opened the lone string argument
+        return None if '"' in seg_text else arguments_so_far
+    return None if "\n" in seg_text or _starts_with_json_object(seg_text) else arguments_so_far
+
+
+def _starts_with_json_object(text: str) -> bool:
+    try:
+        value, _end = json.JSONDecoder().raw_decode(text.lstrip())
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(value, dict)
 
 
 def cut_call_outcome(request: EngineRequest, call_text: str) -> Finish:

@@ -55,6 +55,7 @@ from engine_worker.segments import (
     cut_call_outcome,
     new_call_id,
     plan_outcome,
+    unconstrained_call_cut,
     whole_json_object,
 )
 from engine_worker.spans import SessionSpans
@@ -65,7 +66,9 @@ from engine_worker.vllm_params import logprobs_of, structured_params
 log = logging.getLogger(__name__)
 
 FORCED_CALL_MAX_TOKENS = 96
-"""A forced call's arguments get at most this many tokens; the rest of the budget is the answer's."""
+"""A forced call's arguments get at most this many tokens; the rest of the budget is the answer's.
+One cut here or at the client's max_tokens before its end (segments.unconstrained_call_cut) ends
+the request as a cut constrained call does, below."""
 CONSTRAINED_CALL_MAX_TOKENS = 256
 """The same, for a call generated under its schema (the JSON is whole, so it may be longer). A
 call cut before its JSON is whole, here or at the client's max_tokens, ends the request with
@@ -453,9 +456,12 @@ class RequestSession:
     def _outcome(self, segment_index: int, seg_text: str, engine_finish: str) -> CallApi | Finish:
         if self.request.plan is not None:
             return plan_outcome(self.request, segment_index)
-        constrained_call = segment_index == 0 and self._forced_prefix and self.request.forced_call_schema is not None
-        if constrained_call and not whole_json_object(seg_text):
-            return cut_call_outcome(self.request, seg_text)
+        if segment_index == 0 and self._forced_prefix:
+            if self.request.forced_call_schema is not None:  # generated under its schema
+                if not whole_json_object(seg_text):
+                    return cut_call_outcome(self.request, seg_text)
+            elif (written := unconstrained_call_cut(self._forced_prefix, seg_text, engine_finish)) is not None:
+                return cut_call_outcome(self.request, written)
         turn = self._forced_turn(seg_text) if segment_index == 0 and self._forced_prefix else seg_text
         return chat_outcome(self.request, turn, engine_finish, self._budget_left(), len(self._progress.interceptions))
 

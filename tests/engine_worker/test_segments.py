@@ -5,8 +5,15 @@ from __future__ import annotations
 import json
 
 from common.schemas import EngineRequest, SamplingConfig
-from common.tool_format import parse_tool_calls
-from engine_worker.segments import CallApi, Finish, chat_outcome, cut_call_outcome, whole_json_object
+from common.tool_format import forced_call_prefix, parse_tool_calls
+from engine_worker.segments import (
+    CallApi,
+    Finish,
+    chat_outcome,
+    cut_call_outcome,
+    unconstrained_call_cut,
+    whole_json_object,
+)
 
 PARIS = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
 OSLO = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
@@ -71,3 +78,28 @@ def test_a_cut_required_call_names_its_tool_once_the_name_is_whole():
 
 def test_a_cut_server_side_call_is_not_run():
     assert cut_call_outcome(forced("calculator"), '{"expression": "2*') == Finish("length")
+
+
+STRING_PREFIX = forced_call_prefix("calculator", {"properties": {"expression": {"type": "string"}},
+                                                  "required": ["expression"]})
+OBJECT_PREFIX = forced_call_prefix("get_weather", None)
+
+
+def test_an_unconstrained_call_cut_inside_its_string_comes_back_as_written():
+    assert unconstrained_call_cut(STRING_PREFIX, "2*2*2*2", "length") == '{"expression": "2*2*2*2'
+    assert unconstrained_call_cut(STRING_PREFIX, '2*2"}}', "length") is None  # its quote closed it
+    assert unconstrained_call_cut(STRING_PREFIX, "2*2", "stop") is None  # ended by the model: closed as today
+
+
+def test_an_unconstrained_object_call_is_cut_only_before_its_line_or_object_ends():
+    assert unconstrained_call_cut(OBJECT_PREFIX, '{"city": "Par', "length") == '{"city": "Par'
+    (call,) = cut_call_outcome(forced("get_weather"), '{"city": "Par').tool_calls  # the client's: shown as written
+    assert call.name == "get_weather" and call.arguments == '{"city": "Par'
+    assert unconstrained_call_cut(OBJECT_PREFIX, '{"city": "Paris"}}', "length") is None
+    assert unconstrained_call_cut(OBJECT_PREFIX, '{"city": "Par\nmore', "length") is None
+
+
+def test_a_cut_unconstrained_call_ends_the_request_unrun():
+    written = unconstrained_call_cut(STRING_PREFIX, "12*", "length")
+    outcome = cut_call_outcome(forced("calculator"), written)
+    assert outcome == Finish("length")  # a server-side call cut short is not run
