@@ -313,7 +313,8 @@ class RequestSession:
             first_output = True
             async for out in self._stream:
                 if first_output and self._attempt:
-                    await self._note_resume(len(chunk_tokens), out.num_cached_tokens or 0, time.perf_counter() - resubmitted_at)
+                    await self._note_resume(len(chunk_tokens), out.num_cached_tokens or 0,
+                                            time.perf_counter() - resubmitted_at)
                 first_output = False
                 if final is not None:  # the session is closing: nothing more belongs to the request
                     if out.finished:
