@@ -19,8 +19,12 @@ from stack.redis_server import redis_url, start_redis
 settings.register_profile("augserve", deadline=None)
 settings.load_profile("augserve")
 
-E2E_PATHS = ("tests/e2e/", "tests/bench/test_smoke.py")
-"""Tests that start the whole stack (vLLM included): marked `e2e`, so `-m "not e2e"` is a quick run."""
+E2E_PATHS = ("tests/e2e/", "tests/bench/test_smoke.py", "tests/deploy/test_dashboards_prometheus.py")
+"""Tests that start the whole stack (vLLM included): marked `e2e`, and `slow`."""
+SLOW_PATHS = ("tests/sim/test_reproduce.py", "tests/api_executor/test_worker_lost.py")
+"""Not the whole stack, but over ~4 s a test on this machine (`--durations` of `-m "not e2e"`):
+the simulator's paper reproductions, executors SIGKILLed and restarted. Marked `slow`, so
+`-m "not slow"` is the quick run (2.5 min here beside other jobs; `-m "not e2e"` 4 min)."""
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -28,6 +32,9 @@ def pytest_collection_modifyitems(config, items) -> None:
         path = item.nodeid.replace("\\", "/")
         if any(path.startswith(p) for p in E2E_PATHS):
             item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.slow)
+        elif any(path.startswith(p) for p in SLOW_PATHS):
+            item.add_marker(pytest.mark.slow)
 
 
 
