@@ -9,7 +9,7 @@ Each iteration at time `now`:
      PausedRequest/BatchState snapshots the worker's InterceptController builds;
   3. the queue order (schedulers.make_scheduler, unchanged) ranks every request held (running,
      waiting, paused with KV on device); a preemptive order hands running slots over by rank
-     (preemption.time_slice_victims, as queue_scheduler.py does), the displaced request's KV freed
+     (preemption.time_slice_victims, as engine_core/queue_scheduler.py does), the displaced request's KV freed
      (recompute) or, with Deployment.preemption = "swap", copied to host like a paused one's;
   4. scheduling as vLLM V1 with priorities: running requests first in rank order (one decode
      token, or the next prefill chunk), each new block allocated or, when the pool is full, the
