@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from common.schemas import Strategy
 from engine_worker.policies.cost_model import CostModel
 from engine_worker.policies.duration import DurationMode, expected_duration
-from engine_worker.policies.handling import POLICIES, BatchState, Handling, PausedRequest, PolicyName
+from engine_worker.policies.handling import POLICIES, PolicyName
+from engine_worker.policies.handling_types import BatchState, Handling, PausedRequest
 from engine_worker.policies.kv_offload import blocks_for
 
 log = logging.getLogger(__name__)

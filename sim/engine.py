@@ -34,7 +34,8 @@ from typing import Literal
 from common.schemas import Strategy
 from engine_worker.intercept_controller import HIGH_KV_USAGE
 from engine_worker.policies.duration import DurationMode, expected_duration
-from engine_worker.policies.handling import POLICIES, BatchState, PausedRequest, PolicyName
+from engine_worker.policies.handling import POLICIES, PolicyName
+from engine_worker.policies.handling_types import BatchState, PausedRequest
 from engine_worker.policies.output_length import OutputLengthHistory
 from engine_worker.policies.preemption import time_slice_victims
 from engine_worker.policies.queue_order import QueuedRequest, RequestState, ranks

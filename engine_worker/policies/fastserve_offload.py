@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from common.schemas import Strategy
 from engine_worker.policies.cost_model import CostModel
-from engine_worker.policies.handling import BatchState, Handling, PausedRequest, waste_figures
+from engine_worker.policies.handling_types import BatchState, Handling, PausedRequest, waste_figures
 from engine_worker.policies.kv_offload import KvHolder, plan_kv_moves
 
 
