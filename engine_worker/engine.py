@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 
-from engine_worker.cost_profile import cache_path
 from engine_worker.engine_stats import EngineStatsLogger
+from engine_worker.profile_store import cache_path
 from engine_worker.settings import WorkerSettings
 
 

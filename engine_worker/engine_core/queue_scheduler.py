@@ -29,7 +29,7 @@ from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import Request, RequestStatus
 
 from common.schemas import SchedulingFacts
-from engine_worker import cost_profile
+from engine_worker import profile_store
 from engine_worker.engine_params import REQUEST_INFO
 from engine_worker.policies.cost_model import GPTJ_A100, CostModel
 from engine_worker.policies.preemption import time_slice_victims
@@ -53,7 +53,7 @@ class QueueSchedulerConfig(BaseModel):
 
 
 def _cost_model(path: str) -> CostModel:
-    profile = cost_profile.load(Path(path)) if path else None
+    profile = profile_store.load(Path(path)) if path else None
     if profile is not None:
         return profile.cost_model
     log.warning("no cost profile at %r yet: the scheduler uses the paper's GPT-J/A100 costs", path)

@@ -29,7 +29,7 @@ from vllm.logger import init_logger
 from vllm.v1.request import RequestStatus
 
 from common.names import KV_SWAP_STATS_TTL_S, kv_swap_stats
-from engine_worker import cost_profile
+from engine_worker import profile_store
 from engine_worker.engine_core.kv_swap import marks
 from engine_worker.engine_core.kv_swap.host_store import CompletedTransfer, HostStore
 from engine_worker.engine_core.kv_swap.swap_book import SwapBook
@@ -115,7 +115,7 @@ class HostSwapConnector(KVConnectorBase_V1):
     def _budget_tokens(self, batch_tokens: int) -> int:
         """T_swap(n) = T_fwd(batch): what one step's copies may move without outlasting it."""
         if self._cost_model is None and self._steps % 200 == 1 and self._config.profile_path:
-            profile = cost_profile.load(Path(self._config.profile_path))
+            profile = profile_store.load(Path(self._config.profile_path))
             self._cost_model = profile.cost_model if profile is not None else None
         if self._cost_model is None:
             return 1 << 30
