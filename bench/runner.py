@@ -35,7 +35,7 @@ from bench.workload import (
     select,
     without_calls,
 )
-from engine_worker import cost_profile
+from engine_worker import cost_profile, profile_store
 
 IDLE_TIMEOUT_S = 60.0
 """After a run, how long the system may take to report no request in flight."""
@@ -259,14 +259,14 @@ def ensure_cost_profile(model_path: Path, engine: EngineSettings, log=print) -> 
     import subprocess
     import sys
 
-    path = cost_profile.cache_path(str(model_path), engine.dtype)
-    cached = cost_profile.load(path)
+    path = profile_store.cache_path(str(model_path), engine.dtype)
+    cached = profile_store.load(path)
     if cached is None or len(cached.forward_samples) < len(cost_profile.PREFILL_SIZES):
         log(f"==> profiling the cost model of {model_path.name} ({engine.dtype}) alone first: {path}")
         subprocess.run([sys.executable, "-m", "engine_worker.cost_profile", "--model", str(model_path),
                         "--dtype", engine.dtype, "--force"], check=True,
                        env={**os.environ, **engine.cpu_env(), "HF_HUB_OFFLINE": "1"})
-        cached = cost_profile.load(path)
+        cached = profile_store.load(path)
     return cost_profile.describe(cached)  # type: ignore[arg-type]  # just written (check=True)
 
 

@@ -330,7 +330,7 @@ class SchedulingFacts(Frozen):
     """engine worker -> its vLLM engine-core process, in each chunk's sampling params as
     `extra_args["augserve"]` (engine_worker/engine_params.REQUEST_INFO; a plain dict there, as
     vLLM's msgpack wire wants: model_dump() on send, validated on receipt): what the queue-order
-    policy knows about a request beyond what vLLM tracks (engine_worker/queue_scheduler.py).
+    policy knows about a request beyond what vLLM tracks (engine_worker/engine_core/queue_scheduler.py).
     Every field is required: the worker and its engine core are one version."""
 
     id: str

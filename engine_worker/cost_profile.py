@@ -3,7 +3,7 @@
 Measured, not hand-fitted: forward time vs batched tokens (single prefills of n fresh tokens,
 linear fit T_fwd(n) = a*n + c and its error), swap time vs tokens (copying that many tokens of
 KV into a separate host buffer and back), KV bytes per token from the model config. Cached per
-model, dtype and CPU/GPU model under ~/.cache/augserve/profiles; `--force` re-profiles.
+model, dtype and CPU/GPU model (profile_store.py); `--force` re-profiles.
 
     python -m engine_worker.cost_profile --model ~/.cache/augserve/models/smollm2-135m-instruct
 """
@@ -12,40 +12,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
-import platform
 import random
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from engine_worker.policies.cost_model import CostModel
-from stack.models import cache_dir
+from engine_worker.profile_store import Fit, Profile, cache_path, hardware_name, load, save
 
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4, "auto": 2}
 PREFILL_SIZES = (32, 64, 128, 256, 512, 1024, 1536)
 SWAP_SIZES = (128, 512, 2048, 8192)
-
-
-@dataclass(frozen=True)
-class Fit:
-    slope: float
-    intercept: float
-    max_rel_error: float
-    """Largest |fit - measured| / measured over the samples."""
-
-
-@dataclass(frozen=True)
-class Profile:
-    cost_model: CostModel
-    forward_fit: Fit
-    swap_fit: Fit
-    forward_samples: list[tuple[int, float]]
-    swap_samples: list[tuple[int, float]]
-    hardware: str
 
 
 def fit_linear(samples: list[tuple[int, float]]) -> Fit:
@@ -75,27 +54,6 @@ def kv_bytes_per_token(model_path: str, dtype: str) -> int:
     heads = cfg.get("num_key_value_heads", cfg["num_attention_heads"])
     head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
     return 2 * cfg["num_hidden_layers"] * heads * head_dim * DTYPE_BYTES[dtype]
-
-
-def hardware_name() -> str:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
-    cpu = platform.processor() or platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return cpu
-
-
-def cache_path(model_path: str, dtype: str) -> Path:
-    key = hashlib.sha256(f"{Path(model_path).resolve()}|{dtype}|{hardware_name()}".encode()).hexdigest()[:16]
-    return cache_dir() / "profiles" / f"{Path(model_path).name}-{dtype}-{key}.json"
 
 
 async def profile_forward(engine, vocab_size: int, reps: int = 3,
@@ -153,20 +111,6 @@ def build_profile(forward: list[tuple[int, float]], swap: list[tuple[int, float]
     return Profile(cm, fwd, sw, forward, swap, hardware_name())
 
 
-def save(profile: Profile, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(asdict(profile), indent=2))
-
-
-def load(path: Path) -> Profile | None:
-    if not path.exists():
-        return None
-    raw = json.loads(path.read_text())
-    return Profile(CostModel(**raw["cost_model"]), Fit(**raw["forward_fit"]), Fit(**raw["swap_fit"]),
-                   [tuple(s) for s in raw["forward_samples"]], [tuple(s) for s in raw["swap_samples"]],
-                   raw["hardware"])
-
-
 def describe(p: Profile) -> str:
     cm = p.cost_model
     return (
@@ -192,6 +136,7 @@ async def profile_engine(engine, model_path: str, dtype: str, vocab_size: int, q
 
 
 async def _cli(model: str, dtype: str, force: bool) -> int:
+    # Imported on call: engine.py imports vLLM, which reading a cached profile does not need.
     from engine_worker.engine import build_engine
     from engine_worker.settings import WorkerSettings
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 
-from engine_worker.cost_profile import cache_path
 from engine_worker.engine_stats import EngineStatsLogger
+from engine_worker.profile_store import cache_path
 from engine_worker.settings import WorkerSettings
 
 
@@ -20,7 +20,7 @@ def build_engine(settings: WorkerSettings):
     from vllm.engine.arg_utils import AsyncEngineArgs
     from vllm.v1.engine.async_llm import AsyncLLM
 
-    from engine_worker.queue_scheduler import CONFIG_KEY, QueueSchedulerConfig
+    from engine_worker.engine_core.queue_scheduler import CONFIG_KEY, QueueSchedulerConfig
 
     args = AsyncEngineArgs(
         model=settings.model_path,
@@ -40,7 +40,7 @@ def build_engine(settings: WorkerSettings):
         # Lower priority values run first; sessions give each request its ORIGINAL arrival time.
         scheduling_policy="priority",
         kv_transfer_config=_swap_connector(settings, KVTransferConfig),
-        scheduler_cls="engine_worker.queue_scheduler.PolicyScheduler",
+        scheduler_cls="engine_worker.engine_core.queue_scheduler.PolicyScheduler",
         additional_config={CONFIG_KEY: QueueSchedulerConfig(
             name=settings.scheduler, options=settings.scheduler_options, every=settings.scheduler_every,
             profile_path=str(cache_path(settings.model_path, settings.engine_dtype))).model_dump(mode="json")},
@@ -60,14 +60,15 @@ def effective_config(engine) -> dict:
 
 
 def _swap_connector(settings: WorkerSettings, config_cls):
-    """The connector that swaps paused requests' KV to host memory (engine_worker/kv_swap).
+    """The connector that swaps paused requests' KV to host memory (engine_worker/engine_core/kv_swap).
 
     Loaded for every policy, so all of them run the same engine; only swap decisions use it.
     """
-    from engine_worker.kv_swap.connector import SwapConnectorConfig
+    from engine_worker.engine_core.kv_swap.connector import SwapConnectorConfig
 
     extra = SwapConnectorConfig(
         redis_url=settings.redis_url, worker_id=settings.worker_id, capacity_bytes=settings.swap_space_bytes,
         profile_path=str(cache_path(settings.model_path, settings.engine_dtype)))
-    return config_cls(kv_connector="HostSwapConnector", kv_connector_module_path="engine_worker.kv_swap.connector",
+    return config_cls(kv_connector="HostSwapConnector",
+                      kv_connector_module_path="engine_worker.engine_core.kv_swap.connector",
                       kv_role="kv_both", kv_connector_extra_config=extra.model_dump())

@@ -1,5 +1,5 @@
 """Keys of our facts in a vLLM request's sampling params, written by the session (session.py)
-and read by our plugins in the engine-core process (kv_swap/connector.py, queue_scheduler.py).
+and read by our plugins in the engine-core process (engine_core/kv_swap/connector.py, engine_core/queue_scheduler.py).
 Kept free of vLLM imports so the worker's main process can import it before vLLM."""
 
 SWAP_ID = "augserve_swap_id"

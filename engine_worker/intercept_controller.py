@@ -5,7 +5,7 @@ configured policy (engine_worker/policies) for decisions, and carries out the on
 something. A paused request starts preserved (its vLLM session holds its KV); a discard or swap
 decision sets `released_as` and its `release` event, and the owning session then ends its vLLM
 request: a discard returns the blocks to the pool (full blocks stay in the prefix cache until
-evicted), a swap has the KV connector copy them to the host buffer first (engine_worker/kv_swap).
+evicted), a swap has the KV connector copy them to the host buffer first (engine_worker/engine_core/kv_swap).
 Both are one-way for the pause: the resumed request recomputes or loads its context.
 
 The policy's swap budget per tick is what one forward step of the running batch can hide
@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from common.schemas import Strategy
 from engine_worker.policies.cost_model import CostModel
 from engine_worker.policies.duration import DurationMode, expected_duration
-from engine_worker.policies.handling import POLICIES, BatchState, Handling, PausedRequest, PolicyName
+from engine_worker.policies.handling import POLICIES, PolicyName
+from engine_worker.policies.handling_types import BatchState, Handling, PausedRequest
 from engine_worker.policies.kv_offload import blocks_for
 
 log = logging.getLogger(__name__)

@@ -25,9 +25,9 @@ from engine_worker.cancellations import CancelWatch
 from engine_worker.checkpoint import Checkpoint, replay
 from engine_worker.cost_profile import describe, load_or_profile
 from engine_worker.engine import build_engine, effective_config
+from engine_worker.engine_core.kv_swap.channel import SwapChannel
 from engine_worker.intake import Entry, OutputPublisher, RequestStream, missing_stream_or_group, parse_request
 from engine_worker.intercept_controller import InterceptController
-from engine_worker.kv_swap.channel import SwapChannel
 from engine_worker.policies.output_length import OutputLengthHistory
 from engine_worker.policies.schedulers import SchedulerName
 from engine_worker.session import PauseReport, RequestSession

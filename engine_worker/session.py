@@ -45,8 +45,8 @@ from common.schemas import (
 )
 from common.tool_format import CALL_CLOSE, CALL_OPEN, tool_result_parts, visible_text
 from engine_worker.checkpoint import Checkpoint
+from engine_worker.engine_core.kv_swap.channel import SwapChannel, SwapTimes
 from engine_worker.engine_params import REQUEST_INFO, SWAP_ID, SWAP_KEY
-from engine_worker.kv_swap.channel import SwapChannel, SwapTimes
 from engine_worker.policies.output_length import OutputLengthHistory
 from engine_worker.segments import (
     CallApi,
@@ -219,7 +219,7 @@ class RequestSession:
 
     def _scheduling_info(self, segment_index: int) -> SchedulingFacts:
         """What the queue-order policy knows about this request beyond what vLLM tracks
-        (engine_worker/queue_scheduler.py): who it is across resubmissions, its ORIGINAL arrival,
+        (engine_worker/engine_core/queue_scheduler.py): who it is across resubmissions, its ORIGINAL arrival,
         its program, its calls so far and, for a plan, its next call."""
         req = self.request
         api, call_s = None, None

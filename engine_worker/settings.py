@@ -59,7 +59,7 @@ class WorkerSettings(CommonSettings):
     kv_cache_bytes: Annotated[int, Field(ge=1 << 20)] = 512 << 20
     """Size of vLLM's KV pool: the memory that paused requests compete for."""
     swap_space_bytes: Annotated[int, Field(ge=0)] = 1 << 30
-    """Host buffer for swapped-out KV (engine_worker/kv_swap); 0 disables swapping."""
+    """Host buffer for swapped-out KV (engine_worker/engine_core/kv_swap); 0 disables swapping."""
     max_num_seqs: Annotated[int, Field(ge=1, le=1024)] = 64
     max_inflight: Annotated[int, Field(ge=1, le=4096)] = 256
     """Requests this worker holds at once (running, queued in vLLM or paused at a call)."""
@@ -103,7 +103,7 @@ class WorkerSettings(CommonSettings):
     each running request holds at least one block and may need one more, so no more than half the
     pool's blocks can be running slots with a block to grow into."""
     scheduler: SchedulerName = SchedulerName.LAMPS
-    """Queue order in the engine (engine_worker/queue_scheduler.py): FCFS by original arrival,
+    """Queue order in the engine (engine_worker/engine_core/queue_scheduler.py): FCFS by original arrival,
     FastServe's skip-join MLFQ, LAMPS' memory-over-time ranking (the default: it won the fair
     full-scale bench, README), Continuum's program-level FCFS, Autellix's program-level attained
     service."""

@@ -1,6 +1,6 @@
 """Which request stream a request goes to: the shared one, or a worker's own (program affinity).
 
-The decision is engine_worker/policies/autellix.py's `route` (pure); this module gathers its
+The decision is program_affinity.py's `route` (pure); this module gathers its
 inputs from Redis: the program's holder (augserve:program:<id>, written by the worker that last
 started one of its requests) and the workers' loads and heartbeats (WORKERS_HASH). The loads are
 cached for CACHE_S, so a burst of requests costs one HGETALL, plus one GET per request with a
@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 from common.names import ENGINE_REQUEST_STREAM, WORKERS_HASH, engine_worker_stream, program_holder
 from common.schemas import WorkerStatus
-from engine_worker.policies.autellix import RouteDecision, WorkerLoad, live, route
+from gateway.program_affinity import RouteDecision, WorkerLoad, live, route
 
 log = logging.getLogger(__name__)
 

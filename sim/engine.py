@@ -9,7 +9,7 @@ Each iteration at time `now`:
      PausedRequest/BatchState snapshots the worker's InterceptController builds;
   3. the queue order (schedulers.make_scheduler, unchanged) ranks every request held (running,
      waiting, paused with KV on device); a preemptive order hands running slots over by rank
-     (preemption.time_slice_victims, as queue_scheduler.py does), the displaced request's KV freed
+     (preemption.time_slice_victims, as engine_core/queue_scheduler.py does), the displaced request's KV freed
      (recompute) or, with Deployment.preemption = "swap", copied to host like a paused one's;
   4. scheduling as vLLM V1 with priorities: running requests first in rank order (one decode
      token, or the next prefill chunk), each new block allocated or, when the pool is full, the
@@ -34,7 +34,8 @@ from typing import Literal
 from common.schemas import Strategy
 from engine_worker.intercept_controller import HIGH_KV_USAGE
 from engine_worker.policies.duration import DurationMode, expected_duration
-from engine_worker.policies.handling import POLICIES, BatchState, PausedRequest, PolicyName
+from engine_worker.policies.handling import POLICIES, PolicyName
+from engine_worker.policies.handling_types import BatchState, PausedRequest
 from engine_worker.policies.output_length import OutputLengthHistory
 from engine_worker.policies.preemption import time_slice_victims
 from engine_worker.policies.queue_order import QueuedRequest, RequestState, ranks

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from engine_worker import cost_profile
+from engine_worker import profile_store
 from engine_worker.policies.cost_model import GPTJ_A100, CostModel
 
 
@@ -141,8 +141,8 @@ def cpu_profile(profile_path: Path | str | None = None, model_path: Path | str |
     if profile_path is None:
         from stack.models import default_model_dir  # the worker's default model folder
 
-        profile_path = cost_profile.cache_path(str(model_path or default_model_dir()), dtype)
-    profile = cost_profile.load(Path(profile_path))
+        profile_path = profile_store.cache_path(str(model_path or default_model_dir()), dtype)
+    profile = profile_store.load(Path(profile_path))
     if profile is None:
         raise FileNotFoundError(f"no cost profile at {profile_path}: "
                                 "run python -m engine_worker.cost_profile --model ...")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from common.schemas import Strategy
-from engine_worker.policies.handling import Handling
+from engine_worker.policies.handling_types import Handling
 from engine_worker.policies.queue_order import QueuedRequest
 from sim.workload import SimRequest, SimSegment
 

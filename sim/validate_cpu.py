@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.workload import ConversionConfig
-from engine_worker import cost_profile
+from engine_worker import profile_store
 from engine_worker.policies.cost_model import CostModel
 from sim.hardware import Deployment, cpu_profile
 from sim.run import simulate
@@ -72,7 +72,7 @@ def extract(results_json: Path, out: Path) -> dict[str, Any]:
     """The bench figures and the overheads measured from its engine logs, as sim/data keeps them."""
     data = json.loads(results_json.read_text())
     params = data["parameters"]
-    cm = cost_profile.load(CPU_PROFILE).cost_model  # type: ignore[union-attr]  # sim/data keeps it
+    cm = profile_store.load(CPU_PROFILE).cost_model  # type: ignore[union-attr]  # sim/data keeps it
     logs = sorted(results_json.parent.glob("logs/*/*/logs/engine-0.log"))
     step_o, seq_o = fit_overheads(step_overheads(logs, cm))
     runs = []

@@ -3,7 +3,9 @@
 No vLLM, Redis, clock or tensors in here: functions over frozen snapshots with `now` passed in,
 returning frozen decisions. The engine mechanism applies them; a simulator can replay them.
 
-Handling (what a paused request's KV gets): handling.POLICIES, built on waste.py and cost_model.py.
+Handling (what a paused request's KV gets): handling.POLICIES (the registry), one module a policy
+(infercept.py, fixed.py, continuum.py, fastserve_offload.py) over handling_types.py's snapshots,
+built on waste.py and cost_model.py.
 Queue order (who runs first, and so who is preempted last): schedulers.SCHEDULERS, each a
 queue_order.QueueOrder over queue_order.QueuedRequest snapshots (fcfs, fastserve, lamps,
 continuum, autellix); kv_offload.py plans proactive offload/upload from such an order, and the

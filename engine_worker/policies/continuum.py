@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from common.schemas import Strategy
 from engine_worker.policies import waste
 from engine_worker.policies.cost_model import CostModel
-from engine_worker.policies.handling import BatchState, Handling, PausedRequest
+from engine_worker.policies.handling_types import BatchState, Handling, PausedRequest
 from engine_worker.policies.queue_order import QueuedRequest, check_unique, fcfs_key
 
 PROGRAM_MEMORY_S = 3600.0

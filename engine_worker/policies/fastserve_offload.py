@@ -19,8 +19,8 @@ the longer it is expected to run), so the longest-running call resumes last. Tie
 
 Upload: FastServe uploads a job's KV before its turn. Here the resumed request is a new vLLM
 request that the connector matches to its swap record when the scheduler admits it
-(kv_swap/connector.py get_num_new_matched_tokens): the engine runs vLLM's priority scheduling with
-the queue scheduler's ranks as priorities (engine.py, queue_scheduler.py), so resumed requests are
+(engine_core/kv_swap/connector.py get_num_new_matched_tokens): the engine runs vLLM's priority scheduling with
+the queue scheduler's ranks as priorities (engine.py, engine_core/queue_scheduler.py), so resumed requests are
 admitted in rank order as running slots and blocks allow; admission allocates its blocks and
 parks it in WAITING_FOR_REMOTE_KVS, and SwapBook copies pending loads oldest-admitted first within
 the per-step budget (swap_book.py, transfers.py). So loads start at admission, in priority order,
@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from common.schemas import Strategy
 from engine_worker.policies.cost_model import CostModel
-from engine_worker.policies.handling import BatchState, Handling, PausedRequest, waste_figures
+from engine_worker.policies.handling_types import BatchState, Handling, PausedRequest, waste_figures
 from engine_worker.policies.kv_offload import KvHolder, plan_kv_moves
 
 

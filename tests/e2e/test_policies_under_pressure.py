@@ -86,7 +86,7 @@ def test_the_policies_really_moved_kv(bodies):
 
 
 def test_infercept_chooses_by_its_waste_rule(bodies):
-    """InferCept's rule (engine_worker/policies/handling.py): swap while the swap budget lasts;
+    """InferCept's rule (engine_worker/policies/infercept.py): swap while the swap budget lasts;
     any other paused request is discarded exactly when its discard waste is below its preserve
     waste. The records carry the figures of the policy's last decision for the call."""
     records = [r for b in bodies["infercept"] for r in b["interceptions"]]

@@ -1,4 +1,4 @@
-"""The queue-order policy really orders vLLM's queues (engine_worker/queue_scheduler.py).
+"""The queue-order policy really orders vLLM's queues (engine_worker/engine_core/queue_scheduler.py).
 
 One running slot (max_num_seqs=1) makes the order visible: while a long request of program A
 runs, a short request of program A arrives, then one of program B. FCFS runs A's first (it

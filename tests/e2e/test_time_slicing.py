@@ -1,4 +1,4 @@
-"""FastServe's MLFQ really time-slices the engine (queue_scheduler.py + policies/preemption.py),
+"""FastServe's MLFQ really time-slices the engine (engine_core/queue_scheduler.py + policies/preemption.py),
 and its starvation guard bounds how long a long request waits under a stream of short ones.
 
 One running slot (max_num_seqs=1), tiny model. A long request streams; short requests keep

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from engine_worker.policies.cost_model import GPTJ_A100 as CM
 from engine_worker.policies.fastserve_offload import by_priority, offload_ahead, remaining_s
-from engine_worker.policies.handling import POLICIES, BatchState, PausedRequest
+from engine_worker.policies.handling import POLICIES
+from engine_worker.policies.handling_types import BatchState, PausedRequest
 from engine_worker.policies.kv_offload import blocks_for
 
 BLOCK = 16

@@ -6,9 +6,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine_worker.kv_swap.host_store import HostStore, block_dim
-from engine_worker.kv_swap.swap_book import SwapBook
-from engine_worker.kv_swap.transfers import PendingTransfer, plan_step, split_budget
+from engine_worker.engine_core.kv_swap.host_store import HostStore, block_dim
+from engine_worker.engine_core.kv_swap.swap_book import SwapBook
+from engine_worker.engine_core.kv_swap.transfers import PendingTransfer, plan_step, split_budget
 
 BS = 4  # tokens per block in these tests
 

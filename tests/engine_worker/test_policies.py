@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 
 from engine_worker.policies import waste
 from engine_worker.policies.cost_model import GPTJ_A100, CostModel
-from engine_worker.policies.handling import POLICIES, BatchState, PausedRequest, infercept
+from engine_worker.policies.handling import POLICIES
+from engine_worker.policies.handling_types import BatchState, PausedRequest
+from engine_worker.policies.infercept import infercept
 
 CM = CostModel(fwd_s_per_token=1e-4, fwd_base_s=1e-2, swap_s_per_token=1e-5, kv_bytes_per_token=1000,
                saturation_tokens=100)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from vllm.logger import init_logger
 
-from engine_worker.kv_swap.transfers import BlockCopy
+from engine_worker.engine_core.kv_swap.transfers import BlockCopy
 
 log = init_logger(f"vllm.{__name__}")  # under "vllm": the only logger the engine-core process configures
 

@@ -1,17 +1,17 @@
 """vLLM's scheduler with the queue order chosen by a policy (engine_worker/policies/schedulers.py).
 
-Loaded by vLLM in the engine-core process (engine.py passes it as `scheduler_cls`). Every k
+Loaded by vLLM in the engine-core process (engine_worker/engine.py passes it as `scheduler_cls`). Every k
 steps it snapshots the requests it holds (running, waiting, and sessions paused at a call with
 their KV preserved) and asks the configured policy (fcfs, fastserve, lamps, continuum, autellix)
 for a total order; each request's vLLM `priority` becomes its rank, so the stock priority
 scheduler admits in that order and preempts from its end. After each step it reports to the
 policy which requests ran and their share of the step's time (attained service). A preemptive
 policy (FastServe's MLFQ) also gets running slots handed over by rank before each step
-(policies/preemption.py): vLLM itself preempts only when blocks run out.
+(engine_worker/policies/preemption.py): vLLM itself preempts only when blocks run out.
 
 What the policy needs to know about a request and the engine does not (its ORIGINAL arrival, its
 program, the calls it has made, the kind of its next call) comes in the request's sampling
-params as `extra_args["augserve"]` (session.py; common.schemas.SchedulingFacts); a request is
+params as `extra_args["augserve"]` (engine_worker/session.py; common.schemas.SchedulingFacts); a request is
 tracked under the worker's id for it, so a request resubmitted after a discard keeps its attained
 service.
 """
@@ -29,7 +29,7 @@ from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import Request, RequestStatus
 
 from common.schemas import SchedulingFacts
-from engine_worker import cost_profile
+from engine_worker import profile_store
 from engine_worker.engine_params import REQUEST_INFO
 from engine_worker.policies.cost_model import GPTJ_A100, CostModel
 from engine_worker.policies.preemption import time_slice_victims
@@ -49,11 +49,11 @@ class QueueSchedulerConfig(BaseModel):
     every: int = 1
     """Re-order every this many steps."""
     profile_path: str = ""
-    """The measured cost model (cost_profile.py); the policies that need costs read it."""
+    """The measured cost model (engine_worker/cost_profile.py); the policies that need costs read it."""
 
 
 def _cost_model(path: str) -> CostModel:
-    profile = cost_profile.load(Path(path)) if path else None
+    profile = profile_store.load(Path(path)) if path else None
     if profile is not None:
         return profile.cost_model
     log.warning("no cost profile at %r yet: the scheduler uses the paper's GPT-J/A100 costs", path)

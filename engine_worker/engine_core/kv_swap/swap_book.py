@@ -15,7 +15,7 @@ from typing import Literal
 
 from vllm.logger import init_logger
 
-from engine_worker.kv_swap.transfers import PendingTransfer, StepPlan, plan_step
+from engine_worker.engine_core.kv_swap.transfers import PendingTransfer, StepPlan, plan_step
 
 log = init_logger(f"vllm.{__name__}")  # under "vllm": the only logger the engine-core process configures
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.names import kv_swap_stats
-from engine_worker.kv_swap import marks
+from engine_worker.engine_core.kv_swap import marks
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """HostSwapConnector: vLLM's KV connector API carrying paused requests' KV out of the pool and back.
 
-vLLM loads this class by path (engine.py) in the engine-core process, once per role:
+vLLM loads this class by path (engine_worker/engine.py) in the engine-core process, once per role:
 - scheduler role (SwapBook): when a request marked for swap is aborted, its blocks stay allocated
   and are copied out chunk by chunk; once the copy completes vLLM frees them. A resumed request
   (a new vLLM request over the whole context, carrying `augserve_swap_key` in its
@@ -9,7 +9,7 @@ vLLM loads this class by path (engine.py) in the engine-core process, once per r
 - worker role (HostStore): runs each step's copies where the KV tensors live and reports which
   transfers completed.
 Per step both directions share the swap budget: the tokens copyable while the step's forward pass
-runs, from the measured cost model (cost_profile.py) when its profile exists.
+runs, from the measured cost model (engine_worker/cost_profile.py) when its profile exists.
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ from vllm.logger import init_logger
 from vllm.v1.request import RequestStatus
 
 from common.names import KV_SWAP_STATS_TTL_S, kv_swap_stats
-from engine_worker import cost_profile
+from engine_worker import profile_store
+from engine_worker.engine_core.kv_swap import marks
+from engine_worker.engine_core.kv_swap.host_store import CompletedTransfer, HostStore
+from engine_worker.engine_core.kv_swap.swap_book import SwapBook
+from engine_worker.engine_core.kv_swap.transfers import BlockCopy
 from engine_worker.engine_params import SWAP_ID, SWAP_KEY
-from engine_worker.kv_swap import marks
-from engine_worker.kv_swap.host_store import CompletedTransfer, HostStore
-from engine_worker.kv_swap.swap_book import SwapBook
-from engine_worker.kv_swap.transfers import BlockCopy
 from engine_worker.policies.cost_model import CostModel
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 log = init_logger(f"vllm.{__name__}")  # under "vllm": the only logger the engine-core process configures
 
 class SwapConnectorConfig(BaseModel):
-    """kv_connector_extra_config, set by engine.py from the worker's settings."""
+    """kv_connector_extra_config, set by engine_worker/engine.py from the worker's settings."""
 
     redis_url: str
     worker_id: str
@@ -115,7 +115,7 @@ class HostSwapConnector(KVConnectorBase_V1):
     def _budget_tokens(self, batch_tokens: int) -> int:
         """T_swap(n) = T_fwd(batch): what one step's copies may move without outlasting it."""
         if self._cost_model is None and self._steps % 200 == 1 and self._config.profile_path:
-            profile = cost_profile.load(Path(self._config.profile_path))
+            profile = profile_store.load(Path(self._config.profile_path))
             self._cost_model = profile.cost_model if profile is not None else None
         if self._cost_model is None:
             return 1 << 30
