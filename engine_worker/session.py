@@ -104,6 +104,16 @@ class _Progress:
     logprobs: list[TokenLogprob] = field(default_factory=list)
 
 
+@dataclass
+class _Segment:
+    """The open segment: its index in the request (a plan's segment, or the chat's turn after as
+    many calls) and what it has generated so far."""
+
+    index: int = 0
+    tokens: list[int] = field(default_factory=list)
+    text: str = ""
+
+
 class RequestSession:
     def __init__(self, request: EngineRequest, engine, codec: TokenCodec, pause: PauseForCall,
                  emit: Emit, max_model_len: int, requeue_at_back: bool = False, swap: SwapChannel | None = None,
@@ -287,110 +297,128 @@ class RequestSession:
             raise
 
     async def _run(self) -> FinalEvent:
-        req = self.request
-        chunk_tokens, segment_index = list(req.prompt_token_ids), 0
-        seg_tokens: list[int] = []
-        seg_text = ""
-        final: FinalEvent | None = None
-        if self._checkpoint is not None:
-            segment_index, seg_tokens, seg_text, final = await self._restore(self._checkpoint)
-            chunk_tokens = self._context + seg_tokens
+        """The request's phases: where it starts (its prompt, or its checkpoint), then one vLLM
+        request after another until one ends the request. A vLLM request goes on through every
+        call whose KV stays in the pool; one whose KV left it (discard, swap), or whose next
+        segment needs a grammar, ends, and the next one is submitted over the whole context."""
+        segment, chunk_tokens, final = await self._starting_point()
         while final is None:
-            params = self._params(segment_index, self.context_len(), len(seg_tokens))
-            # A grammar binds to a vLLM request for its whole life: the segment after one runs
-            # as a new request over the context (prefix caching keeps that cheap).
-            grammar_bound = params.structured_outputs is not None
-            restart = False
-            self._inputs, self._input_closed = asyncio.Queue(), False
-            if self._last_segment(segment_index):
-                await self._close_input()  # read by _chunks after the first chunk
-            resubmitted_at = time.perf_counter()
-            vllm_id = self._vllm_id()
-            self._spans.segment_started(segment_index, len(chunk_tokens))
-            self._stream = self._engine.generate(
-                self._chunks(self._chunk(chunk_tokens, params)), params, request_id=vllm_id,
-                priority=self._priority())
-            first_output = True
-            async for out in self._stream:
-                if first_output and self._attempt:
-                    await self._note_resume(len(chunk_tokens), out.num_cached_tokens or 0,
-                                            time.perf_counter() - resubmitted_at)
-                first_output = False
-                if final is not None:  # the session is closing: nothing more belongs to the request
-                    if out.finished:
-                        break
-                    continue
-                completion = out.outputs[0]
-                ends = completion.finish_reason is not None
-                if completion.token_ids:
-                    seg_tokens.extend(completion.token_ids)
-                    seg_text += completion.text
-                    delta = self._delta(segment_index, seg_text, completion.token_ids,
-                                        logprobs_of(completion, req.sampling.logprobs))
-                    # A segment's last delta is published with the event that says how it ended.
-                    if ends or self._stops.end is not None:
-                        self._held.append(delta)
-                    else:
-                        await self._emit(delta)
-                stopped = self._stops.end is not None
-                if not (ends or stopped):
-                    continue
-                self._progress.generated.extend(seg_tokens)
-                self._context.extend(seg_tokens)
-                self._spans.segment_ended(len(seg_tokens), "stop" if stopped else completion.finish_reason)
-                if stopped:  # a stop string: the request ends here, and vLLM's request is aborted
-                    self._progress.visible.append(self._segment_visible(segment_index, seg_text))
-                    final = self._final(Finish("stop"))
-                    if not out.finished:
-                        await self._stream.aclose()
-                    break
-                outcome = self._outcome(segment_index, seg_text, completion.finish_reason)
-                if isinstance(outcome, CallApi):
-                    appended = await self._intercept(outcome, segment_index, seg_text)
-                    if appended is not None:
-                        continuation = [seg_tokens[-1], *appended]
-                        self._progress.visible.append(self._segment_visible(segment_index, seg_text))
-                        segment_index += 1
-                        seg_tokens, seg_text = [], ""
-                        if self._released:  # its blocks left the pool: a new vLLM request over the context
-                            chunk_tokens = list(self._context)
-                            break
-                        if grammar_bound or self._params(segment_index, self.context_len()).structured_outputs:
-                            restart, chunk_tokens = True, list(self._context)
-                            await self._stream.aclose()
-                            break
-                        await self._send(self._chunk(continuation, self._params(segment_index, self.context_len())),
-                                         segment_index)
-                        self._spans.segment_started(segment_index, len(continuation))
-                        continue
-                    outcome = Finish("length")
-                self._progress.visible.append(self._segment_visible(segment_index, seg_text))
-                final = self._final(outcome)
-                await self._close_input()  # unless closed already: vLLM frees its blocks
-                if out.finished:
-                    break
-            else:
-                if final is None:  # the engine ended the request on its own (e.g. aborted)
-                    final = self._final(Finish("abort"))
-            if self._released or restart:
-                self._released = None
+            segment, final = await self._vllm_request(segment, chunk_tokens)
+            if final is None:
+                chunk_tokens = list(self._context)
+                self._released, self._requeued_at = None, None
                 self._attempt += 1
-                self._requeued_at = None
         self._spans.close()
         return final
 
-    async def _restore(self, cp: Checkpoint) -> tuple[int, list[int], str, FinalEvent | None]:
-        """Where a request continued from its checkpoint starts: its segment, the open segment's
-        tokens and text, or its final event if the call it was paused at leaves no
+    async def _starting_point(self) -> tuple[_Segment, list[int], FinalEvent | None]:
+        """The first segment and the tokens of the first chunk; the final event already when the
+        checkpoint's pending call leaves no room to go on."""
+        if self._checkpoint is None:
+            return _Segment(), list(self.request.prompt_token_ids), None
+        segment, final = await self._restore(self._checkpoint)
+        return segment, self._context + segment.tokens, final
+
+    async def _vllm_request(self, segment: _Segment, chunk_tokens: list[int]) -> tuple[_Segment, FinalEvent | None]:
+        """One vLLM streaming-input request over `chunk_tokens`, from `segment` on. Returns the
+        request's final event, or (None) the segment a new vLLM request continues with."""
+        params = self._params(segment.index, self.context_len(), len(segment.tokens))
+        # A grammar binds to a vLLM request for its whole life: the segment after one runs
+        # as a new request over the context (prefix caching keeps that cheap).
+        grammar_bound = params.structured_outputs is not None
+        await self._open_input(segment.index)
+        resubmitted_at = time.perf_counter()
+        self._spans.segment_started(segment.index, len(chunk_tokens))
+        self._stream = self._engine.generate(
+            self._chunks(self._chunk(chunk_tokens, params)), params, request_id=self._vllm_id(),
+            priority=self._priority())
+        first_output = True
+        final: FinalEvent | None = None
+        async for out in self._stream:
+            if first_output and self._attempt:
+                await self._note_resume(len(chunk_tokens), out.num_cached_tokens or 0,
+                                        time.perf_counter() - resubmitted_at)
+            first_output = False
+            if final is not None:  # the session is closing: nothing more belongs to the request
+                if out.finished:
+                    break
+                continue
+            completion = out.outputs[0]
+            if not await self._take_output(segment, completion):
+                continue  # the segment goes on
+            if self._stops.end is not None:  # a stop string: the request ends here, vLLM's is aborted
+                self._progress.visible.append(self._segment_visible(segment.index, segment.text))
+                final = self._final(Finish("stop"))
+                if not out.finished:
+                    await self._stream.aclose()
+                break
+            outcome = self._outcome(segment.index, segment.text, completion.finish_reason)
+            if isinstance(outcome, CallApi):
+                appended = await self._intercept(outcome, segment.index, segment.text)
+                if appended is not None:
+                    continuation = [segment.tokens[-1], *appended]
+                    self._progress.visible.append(self._segment_visible(segment.index, segment.text))
+                    segment = _Segment(segment.index + 1)
+                    if self._released:  # its blocks left the pool: a new vLLM request over the context
+                        return segment, None
+                    params = self._params(segment.index, self.context_len())
+                    if grammar_bound or params.structured_outputs is not None:
+                        await self._stream.aclose()
+                        return segment, None
+                    await self._send(self._chunk(continuation, params), segment.index)
+                    self._spans.segment_started(segment.index, len(continuation))
+                    continue
+                outcome = Finish("length")
+            self._progress.visible.append(self._segment_visible(segment.index, segment.text))
+            final = self._final(outcome)
+            await self._close_input()  # unless closed already: vLLM frees its blocks
+            if out.finished:
+                break
+        else:
+            if final is None:  # the engine ended the request on its own (e.g. aborted)
+                final = self._final(Finish("abort"))
+        return segment, final
+
+    async def _take_output(self, segment: _Segment, completion: Any) -> bool:
+        """Adds one output's tokens to the segment and streams their delta (a segment's last delta
+        is held, to be published with the event that says how it ended). True when the segment
+        ended here (the engine finished it, or a stop string matched): its tokens join the context."""
+        ends = completion.finish_reason is not None
+        if completion.token_ids:
+            segment.tokens.extend(completion.token_ids)
+            segment.text += completion.text
+            delta = self._delta(segment.index, segment.text, completion.token_ids,
+                                logprobs_of(completion, self.request.sampling.logprobs))
+            if ends or self._stops.end is not None:
+                self._held.append(delta)
+            else:
+                await self._emit(delta)
+        stopped = self._stops.end is not None
+        if not (ends or stopped):
+            return False
+        self._progress.generated.extend(segment.tokens)
+        self._context.extend(segment.tokens)
+        self._spans.segment_ended(len(segment.tokens), "stop" if stopped else completion.finish_reason)
+        return True
+
+    async def _open_input(self, segment_index: int) -> None:
+        """A new vLLM request's input queue; closed at once when its first segment is the last."""
+        self._inputs, self._input_closed = asyncio.Queue(), False
+        if self._last_segment(segment_index):
+            await self._close_input()  # read by _chunks after the first chunk
+
+    async def _restore(self, cp: Checkpoint) -> tuple[_Segment, FinalEvent | None]:
+        """Where a request continued from its checkpoint starts: its segment with the open
+        segment's tokens and text, or its final event if the call it was paused at leaves no
         room to go on. A call without a result is awaited again (same call id), its KV counted as
         discarded: this worker never had it."""
         if cp.pending is not None:
             if await self._await_call(cp.pending, self._kv_already_gone, adopted=True) is None:
-                return cp.segment_index, [], "", self._final(Finish("length"))
-            return cp.segment_index + 1, [], "", None
+                return _Segment(cp.segment_index), self._final(Finish("length"))
+            return _Segment(cp.segment_index + 1), None
         # A plan's text is what was streamed; a chat turn's may hide a tool call, so it is decoded.
         text = cp.open_text if self.request.plan is not None else self._codec.decode_text(cp.open_tokens)
-        return cp.segment_index, list(cp.open_tokens), text, None
+        return _Segment(cp.segment_index, list(cp.open_tokens), text), None
 
     async def _kv_already_gone(self, strategy: Strategy) -> None:
         """release_kv of a call continued from a checkpoint: no vLLM request holds its context."""
