@@ -1,4 +1,4 @@
-"""Continuum (arXiv 2511.02230): pin a paused request's KV for a time-to-live, and order by program.
+"""Continuum (arXiv 2511.02230): pin a paused request's KV for a time-to-live.
 
 TTL as rent-or-buy. Holding the KV of a paused request costs C*M bytes for every second of the
 call (preserve waste grows linearly); letting it go costs a fixed amount once the call returns:
@@ -12,23 +12,15 @@ predicted call duration: a call predicted to return within break-even is pinned 
 to run longer is evicted at once. Expired pins are evicted: swapped (largest context first, while
 the swap budget lasts, when swap wastes less than discard), else discarded.
 
-Program-level FCFS: every request of a program is ordered by the program's FIRST arrival (kept
-after the program's earlier requests finish), so a multi-turn agent is not sent to the back of the
-queue at each turn; then by the request's own arrival.
+Its queue order, program-level FCFS, is policies/program_fcfs.py.
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping, Sequence
 
 from common.schemas import Strategy
 from engine_worker.policies import waste
 from engine_worker.policies.cost_model import CostModel
 from engine_worker.policies.handling_types import BatchState, Handling, PausedRequest
-from engine_worker.policies.queue_order import QueuedRequest, check_unique, fcfs_key
-
-PROGRAM_MEMORY_S = 3600.0
-"""How long a program's first arrival is remembered after its last request was seen."""
 
 
 def _reload_waste(p: PausedRequest, batch: BatchState, cm: CostModel, swap_fits: bool) -> tuple[float, float, float]:
@@ -74,29 +66,3 @@ def pin_with_ttl(paused: list[PausedRequest], batch: BatchState, cm: CostModel) 
             strategy = Strategy.SWAP
         out[p.request_id] = Handling(p.request_id, strategy, wp, wd, ws)
     return [out[p.request_id] for p in paused]
-
-
-class ProgramFcfs:
-    """Queue order: program's first arrival, then the request's arrival, then id."""
-
-    def __init__(self, program_memory_s: float = PROGRAM_MEMORY_S):
-        self.program_memory_s = program_memory_s
-        self._first_arrival: dict[str, float] = {}
-        self._last_seen: dict[str, float] = {}
-
-    def program_arrival(self, program: str) -> float | None:
-        return self._first_arrival.get(program)
-
-    def order(self, snapshots: Sequence[QueuedRequest], now: float) -> list[str]:
-        check_unique(snapshots)
-        for s in snapshots:
-            first = self._first_arrival.get(s.program)
-            self._first_arrival[s.program] = s.arrival_s if first is None else min(first, s.arrival_s)
-            self._last_seen[s.program] = now
-        for program, seen in list(self._last_seen.items()):
-            if now - seen > self.program_memory_s:
-                del self._last_seen[program], self._first_arrival[program]
-        return [s.request_id for s in sorted(snapshots, key=lambda s: (self._first_arrival[s.program], *fcfs_key(s)))]
-
-    def observe(self, ran: Mapping[str, float], now: float) -> None:
-        return None

@@ -1,4 +1,5 @@
-"""What a queue-ordering policy sees and answers: the request snapshot, the protocol, and FCFS.
+"""What a queue-ordering policy sees and answers: the request snapshot and the protocol (FCFS, the
+simplest order, is policies/fcfs.py).
 
 The engine's scheduler subclass, every k iterations, snapshots every request it holds (waiting,
 running, and paused at an API call) into `QueuedRequest` values and asks the policy for a total
@@ -87,45 +88,6 @@ def ranks(order: Sequence[str]) -> dict[str, int]:
 def fcfs_key(s: QueuedRequest) -> tuple[float, str]:
     """Original arrival, ties by id: the tie-break every policy ends with, so orders are total."""
     return (s.arrival_s, s.request_id)
-
-
-TTFT_BUDGET_S = 2.0
-"""Twice the lightly loaded TTFT of the full-scale bench here (~1 s): measured with infercept-
-on-demand at 0.25 req/s, TTFT mean 4.3 s against 29.7 s for the same engine without it."""
-
-
-def awaits_first_token(s: QueuedRequest) -> bool:
-    """A new request still waiting for its first token (never ran, no call done)."""
-    return s.state == "waiting" and s.generated_tokens == 0 and s.calls_done == 0
-
-
-class Fcfs:
-    """First come, first served by ORIGINAL arrival, whatever the state: a request returning
-    from a call keeps its place (InferCept's 'improved discard' fairness). Stateless.
-
-    `ttft_budget_s` (default TTFT_BUDGET_S; None: off) guards new arrivals' first token: a request waiting for its
-    first token longer than the budget goes ahead of every other (FCFS among those). Without it,
-    under load the requests resuming from calls, all of which arrived earlier, take every slot
-    and block that frees, and a new arrival waits until the resumed ones are through; stock
-    vLLM's client-side loop re-submits them at the back instead, which costs them their place."""
-
-    def __init__(self, ttft_budget_s: float | None = TTFT_BUDGET_S):
-        if ttft_budget_s is not None and ttft_budget_s < 0:
-            raise ValueError("ttft_budget_s must be >= 0")
-        self.ttft_budget_s = ttft_budget_s
-
-    def order(self, snapshots: Sequence[QueuedRequest], now: float) -> list[str]:
-        check_unique(snapshots)
-        budget = self.ttft_budget_s
-
-        def key(s: QueuedRequest) -> tuple[bool, float, str]:
-            overdue = budget is not None and awaits_first_token(s) and now - s.arrival_s > budget
-            return (not overdue, *fcfs_key(s))
-
-        return [s.request_id for s in sorted(snapshots, key=key)]
-
-    def observe(self, ran: Mapping[str, float], now: float) -> None:
-        return None
 
 
 def check_unique(snapshots: Sequence[QueuedRequest]) -> None:

@@ -12,11 +12,12 @@ from enum import StrEnum
 from typing import Any
 
 from engine_worker.policies.autellix import Plas
-from engine_worker.policies.continuum import ProgramFcfs
 from engine_worker.policies.cost_model import CostModel
 from engine_worker.policies.fastserve import FastServe
+from engine_worker.policies.fcfs import Fcfs
 from engine_worker.policies.lamps import Lamps
-from engine_worker.policies.queue_order import Fcfs, QueueOrder
+from engine_worker.policies.program_fcfs import ProgramFcfs
+from engine_worker.policies.queue_order import QueueOrder
 
 
 class SchedulerName(StrEnum):

@@ -7,10 +7,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine_worker.policies import waste
-from engine_worker.policies.continuum import ProgramFcfs, break_even_s, pin_with_ttl, ttl_s
+from engine_worker.policies.continuum import break_even_s, pin_with_ttl, ttl_s
 from engine_worker.policies.cost_model import CostModel
 from engine_worker.policies.handling import POLICIES
 from engine_worker.policies.handling_types import BatchState, PausedRequest
+from engine_worker.policies.program_fcfs import ProgramFcfs
 from engine_worker.policies.queue_order import QueuedRequest
 
 CM = CostModel(fwd_s_per_token=1e-4, fwd_base_s=1e-2, swap_s_per_token=1e-5, kv_bytes_per_token=1000,

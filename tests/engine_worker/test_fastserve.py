@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from engine_worker.policies.cost_model import CostModel
 from engine_worker.policies.fastserve import STARVATION_CODE_S, STARVATION_PAPER_S, FastServe
-from engine_worker.policies.queue_order import Fcfs, QueuedRequest
+from engine_worker.policies.fcfs import Fcfs
+from engine_worker.policies.queue_order import QueuedRequest
 from tests.engine_worker.queue_sim import Job, simulate
 
 # Forward time = 1 ms per token + 10 ms: prefill of 30 tokens = 40 ms, of 1000 tokens = 1.01 s.

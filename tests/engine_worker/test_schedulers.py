@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine_worker.policies.cost_model import GPTJ_A100
-from engine_worker.policies.queue_order import Fcfs, QueuedRequest, ranks
+from engine_worker.policies.fcfs import Fcfs
+from engine_worker.policies.queue_order import QueuedRequest, ranks
 from engine_worker.policies.schedulers import SCHEDULERS, make_scheduler
 
 snapshot = st.builds(
