@@ -8,6 +8,7 @@ Handling (what a paused request's KV gets): handling.POLICIES (the registry), on
 built on waste.py and cost_model.py.
 Queue order (who runs first, and so who is preempted last): schedulers.SCHEDULERS, each a
 queue_order.QueueOrder over queue_order.QueuedRequest snapshots, one module an order (fcfs.py,
-fastserve.py, lamps.py, program_fcfs.py, autellix.py); kv_offload.py plans proactive offload/upload from such an order, and the
-`fastserve` handling policy (fastserve_offload.py) applies its offload part to paused requests.
+fastserve.py, lamps.py, program_fcfs.py, autellix.py); kv_offload.py plans proactive offload/upload
+from such an order, and the `fastserve` handling policy (fastserve_offload.py) applies its offload
+part to paused requests.
 """
