@@ -73,6 +73,38 @@ def whole_json_object(text: str) -> bool:
         return False
 
 
+def whole_calls(text: str) -> list[dict[str, Any]] | None:
+    """The calls of a "required" turn generated under its grammar, a JSON array of whole call
+    objects (gateway/prompts.py calls_schema), or None while that JSON is not whole."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    calls = value if isinstance(value, list) else [value]
+    return calls if calls and all(isinstance(c, dict) for c in calls) else None
+
+
+def _written_calls(text: str) -> list[tuple[str, str]]:
+    """(name, arguments as written) of a "required" turn cut before its JSON was whole: every
+    call the array completed, then the cut one if its name was written."""
+    body = text.strip().removeprefix("[")
+    calls: list[tuple[str, str]] = []
+    decoder = json.JSONDecoder()
+    while True:
+        body = body.lstrip().removeprefix(",").lstrip()
+        try:
+            value, end = decoder.raw_decode(body)
+        except (ValueError, RecursionError):
+            break
+        if not (isinstance(value, dict) and isinstance(value.get("name"), str)):
+            break
+        calls.append((value["name"], json.dumps(value.get("arguments", {}))))
+        body = body[end:]
+    if head := _CALL_HEAD.match(body):
+        calls.append((head.group(1), head.group(2).strip()))
+    return calls
+
+
 def unconstrained_call_cut(forced_prefix: str, seg_text: str, engine_finish: str) -> str | None:
     """A forced call written without its schema (constrain_tool_calls false) that the token cap
     cut before its end, the lone string's closing quote or the line's end: its arguments as far
@@ -99,16 +131,14 @@ def cut_call_outcome(request: EngineRequest, call_text: str) -> Finish:
     or a stop token): finish_reason "length", as vLLM and OpenAI answer, with the call as far as
     the model wrote it, unrepaired (closing it would invent a value and drop required keys), when
     it is the client's to run. A cut server-side call is not run. `call_text`: the arguments
-    object for a named tool, the whole call object for "required" over several."""
+    object for a named tool, the array of whole call objects for "required"."""
     if request.forced_tool is not None:
-        name, arguments = request.forced_tool, call_text.strip()
-    elif head := _CALL_HEAD.match(call_text):
-        name, arguments = head.group(1), head.group(2).strip()
-    else:  # cut inside the name: no call to show
-        return Finish("length")
-    if name not in request.client_tools:
-        return Finish("length")
-    return Finish("length", (ToolCall(id=new_call_id(), name=name, arguments=arguments),))
+        written = [(request.forced_tool, call_text.strip())]
+    else:
+        written = _written_calls(call_text)
+    if not written or any(name not in request.client_tools for name, _ in written):
+        return Finish("length")  # cut inside the first name, or a server-side call among them
+    return Finish("length", tuple(ToolCall(id=new_call_id(), name=n, arguments=a) for n, a in written))
 
 
 def chat_outcome(

@@ -43,7 +43,7 @@ from common.schemas import (
     ToolResult,
     Usage,
 )
-from common.tool_format import CALL_CLOSE, CALL_OPEN, tool_result_parts, visible_text
+from common.tool_format import CALL_CLOSE, CALL_OPEN, call_block, tool_result_parts, visible_text
 from engine_worker.checkpoint import Checkpoint
 from engine_worker.engine_core.kv_swap.channel import SwapChannel, SwapTimes
 from engine_worker.engine_params import REQUEST_INFO, SWAP_ID, SWAP_KEY
@@ -56,6 +56,7 @@ from engine_worker.segments import (
     new_call_id,
     plan_outcome,
     unconstrained_call_cut,
+    whole_calls,
     whole_json_object,
 )
 from engine_worker.spans import SessionSpans
@@ -487,7 +488,8 @@ class RequestSession:
             return plan_outcome(self.request, segment_index)
         if segment_index == 0 and self._forced_prefix:
             if self.request.forced_call_schema is not None:  # generated under its schema
-                if not whole_json_object(seg_text):
+                named = self.request.forced_tool is not None
+                if not (whole_json_object(seg_text) if named else whole_calls(seg_text) is not None):
                     return cut_call_outcome(self.request, seg_text)
             elif (written := unconstrained_call_cut(self._forced_prefix, seg_text, engine_finish)) is not None:
                 return cut_call_outcome(self.request, written)
@@ -497,11 +499,12 @@ class RequestSession:
     def _forced_turn(self, seg_text: str) -> str:
         """The forced call as written: the server's prefix, then the model's text up to where it
         stopped (the string's closing quote, or the line's end), closed properly. Generated under
-        the schema, the text is the whole arguments object (or, for "required" over several
-        tools, the whole call object)."""
+        the schema, the text is the whole arguments object, or for "required" the array of whole
+        calls, each given its own block here (the format parse_tool_calls reads)."""
         if self.request.forced_call_schema is not None:
-            closing = "}" if self.request.forced_tool is not None else ""
-            return f"{self._forced_prefix}{seg_text.strip()}{closing}\n{CALL_CLOSE}"
+            if self.request.forced_tool is None:
+                return "\n".join(call_block(call) for call in whole_calls(seg_text) or [])
+            return f"{self._forced_prefix}{seg_text.strip()}}}\n{CALL_CLOSE}"
         if self._forced_prefix.endswith('"'):
             value = seg_text.split('"', 1)[0]
             return f'{self._forced_prefix}{value}"}}}}\n{CALL_CLOSE}'

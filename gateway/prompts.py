@@ -18,7 +18,7 @@ from typing import Any, TypeVar, cast
 from jinja2 import TemplateError
 
 from common.schemas import API_KINDS
-from common.tool_format import CALL_CLOSE, CALL_OPEN, forced_call_prefix, tools_system_text
+from common.tool_format import CALL_OPEN, call_block, forced_call_prefix, tools_system_text
 from gateway import guarded_template
 from gateway.errors import ApiError
 from gateway.protocol import (
@@ -70,6 +70,15 @@ def any_call_schema(tools: list[ToolSpec]) -> dict[str, Any]:
                        "required": ["name", "arguments"], "additionalProperties": False} for t in tools]}
 
 
+def calls_schema(tools: list[ToolSpec], parallel: bool) -> dict[str, Any]:
+    """tool_choice "required": a JSON array of whole calls, at least one, at most one unless
+    parallel (vLLM's grammar for "required", tool_parsers/utils.py, with our "arguments" key)."""
+    schema: dict[str, Any] = {"type": "array", "minItems": 1, "items": any_call_schema(tools)}
+    if not parallel:
+        schema["maxItems"] = 1
+    return schema
+
+
 @lru_cache(maxsize=4)
 def load_tokenizer(model_path: str) -> Any:
     """Loaded once per folder and process (it takes seconds)."""
@@ -87,7 +96,7 @@ def render_tool_call(name: str, arguments: str | dict[str, Any]) -> str:
             parsed = arguments  # the model's own broken call, echoed back: keep it as it was
         # Too deep to write back (json recurses): echo the text as it came.
         arguments = parsed if json_depth(parsed, MAX_JSON_DEPTH) <= MAX_JSON_DEPTH else arguments
-    return f"{CALL_OPEN}\n{json.dumps({'name': name, 'arguments': arguments})}\n{CALL_CLOSE}"
+    return call_block({"name": name, "arguments": arguments})
 
 
 def _turn(message: ChatMessage) -> dict[str, str]:
@@ -116,13 +125,14 @@ def _forced_call(req: ChatPromptFields, tools: list[ToolSpec]) -> ForcedCall | N
         if not tools:
             raise ApiError(400, 'tool_choice "required" needs declared tools', code="invalid_tool_choice",
                            param="tool_choice")
+        parallel = req.parallel_tool_calls is not False
+        if constrained and (parallel or len(tools) > 1):  # the model writes each call's name
+            return ForcedCall(prefix=CALL_OPEN + "\n", tool=None, schema=calls_schema(tools, parallel))
         if len(tools) == 1:
             return _call_of(tools[0], constrained)
-        if not constrained:
-            raise ApiError(400, f'tool_choice "required" needs exactly one declared tool (got {len(tools)}) '
-                                "when constrain_tool_calls is false; name the function to call instead",
-                           code="invalid_tool_choice", param="tool_choice")
-        return ForcedCall(prefix=CALL_OPEN + "\n", tool=None, schema=any_call_schema(tools))
+        raise ApiError(400, f'tool_choice "required" needs exactly one declared tool (got {len(tools)}) '
+                            "when constrain_tool_calls is false; name the function to call instead",
+                       code="invalid_tool_choice", param="tool_choice")
     return None
 
 

@@ -248,6 +248,9 @@ class ChatPromptFields(Wire):
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
     tools: list[ToolSpec] | None = None
     tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    """Unset means true (OpenAI's default). Under tool_choice "required" it decides the forced
+    call's grammar, several calls or one, and so its prefix."""
     constrain_tool_calls: bool = True
 
     @field_validator("tools")
@@ -267,7 +270,6 @@ class ChatPromptFields(Wire):
 
 class ChatCompletionRequest(GenerationFields, ChatPromptFields, ChatUnsupported):
     max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
-    parallel_tool_calls: bool | None = None
     logprobs: bool = False
     top_logprobs: Annotated[int, Field(ge=0, le=MAX_TOP_LOGPROBS)] | None = None
 

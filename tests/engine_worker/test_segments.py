@@ -12,6 +12,7 @@ from engine_worker.segments import (
     chat_outcome,
     cut_call_outcome,
     unconstrained_call_cut,
+    whole_calls,
     whole_json_object,
 )
 
@@ -103,3 +104,21 @@ def test_a_cut_unconstrained_call_ends_the_request_unrun():
     written = unconstrained_call_cut(STRING_PREFIX, "12*", "length")
     outcome = cut_call_outcome(forced("calculator"), written)
     assert outcome == Finish("length")  # a server-side call cut short is not run
+
+
+def test_whole_calls_reads_a_required_turns_array_once_its_json_is_whole():
+    two = ('[{"name": "get_weather", "arguments": {"city": "Paris"}}, '
+           '{"name": "get_weather", "arguments": {"city": "Oslo"}}]')
+    assert [c["arguments"]["city"] for c in whole_calls(two)] == ["Paris", "Oslo"]
+    assert whole_calls('{"name": "get_time", "arguments": {}}') == [{"name": "get_time", "arguments": {}}]
+    assert whole_calls(two[:-1]) is None and whole_calls("[]") is None and whole_calls('["x"]') is None
+
+
+def test_a_required_array_cut_after_one_call_shows_the_whole_one_and_the_cut_one():
+    text = '[{"name": "get_weather", "arguments": {"city": "Paris"}}, {"name": "get_time", "arguments": {"zone": "Eu'
+    outcome = cut_call_outcome(forced(None), text)
+    assert outcome.reason == "length"
+    assert [(c.name, c.arguments) for c in outcome.tool_calls] == [
+        ("get_weather", '{"city": "Paris"}'), ("get_time", '{"zone": "Eu')]
+    assert [c.name for c in cut_call_outcome(forced(None), text[:70]).tool_calls] == ["get_weather"]  # 2nd name cut
+    assert cut_call_outcome(forced(None), '[{"name": "calculator", "arguments": {"expr') == Finish("length")

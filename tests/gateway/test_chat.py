@@ -134,14 +134,29 @@ async def test_unconstrained_named_tool_choice_opens_the_lone_string_argument(gw
     assert (await task).status_code == 200
 
 
-async def test_required_over_several_tools_constrains_a_whole_call_to_any_of_them(gw, tokenizer):
+async def test_required_over_several_tools_constrains_whole_calls_to_any_of_them(gw, tokenizer):
     task = asyncio.create_task(gw.http.post("/v1/chat/completions", json=chat_body(
         tools=[WEATHER, CALCULATOR], tool_choice="required")))
     req = await gw.engine.next_request()
-    assert req.forced_tool is None
-    names = [branch["properties"]["name"]["const"] for branch in req.forced_call_schema["anyOf"]]
+    assert req.forced_tool is None and req.parallel_tool_calls
+    schema = req.forced_call_schema  # vLLM's "required" grammar: one call or more (parallel_tool_calls unset)
+    assert schema["type"] == "array" and schema["minItems"] == 1 and "maxItems" not in schema
+    names = [branch["properties"]["name"]["const"] for branch in schema["items"]["anyOf"]]
     assert names == ["get_weather", "calculator"]
     assert tokenizer.decode(req.prompt_token_ids).endswith("<|im_start|>assistant\n<tool_call>\n")
+    await gw.engine.emit(req.request_id, final())
+    assert (await task).status_code == 200
+
+
+@pytest.mark.parametrize("tools", [[WEATHER], [WEATHER, CALCULATOR]])
+async def test_required_without_parallel_tool_calls_allows_one_call(gw, tokenizer, tools):
+    task = asyncio.create_task(gw.http.post("/v1/chat/completions", json=chat_body(
+        tools=tools, tool_choice="required", parallel_tool_calls=False)))
+    req = await gw.engine.next_request()
+    if len(tools) == 1:  # the one call there can be: named in the prefix, its arguments constrained
+        assert req.forced_tool == "get_weather" and req.forced_call_schema == WEATHER["function"]["parameters"]
+    else:
+        assert req.forced_tool is None and req.forced_call_schema["maxItems"] == 1
     await gw.engine.emit(req.request_id, final())
     assert (await task).status_code == 200
 

@@ -98,8 +98,15 @@ def test_unconstrained_forced_tool_prefix_opens_the_lone_string_argument(rendere
 
 
 def test_required_with_one_tool_forces_it(renderer):
-    prompt = render(renderer, [{"role": "user", "content": "Hi"}], tools=[WEATHER], tool_choice="required")
+    prompt = render(renderer, [{"role": "user", "content": "Hi"}], tools=[WEATHER], tool_choice="required",
+                    parallel_tool_calls=False)
     assert prompt.forced_tool == "get_weather"
+
+
+def test_required_with_one_tool_and_parallel_calls_lets_the_model_call_it_several_times(renderer):
+    prompt = render(renderer, [{"role": "user", "content": "Hi"}], tools=[WEATHER], tool_choice="required")
+    assert prompt.forced_tool is None and prompt.text.endswith("<|im_start|>assistant\n<tool_call>\n")
+    assert prompt.forced_call_schema["items"]["anyOf"][0]["properties"]["name"] == {"const": "get_weather"}
 
 
 def test_server_and_client_tools(renderer):
