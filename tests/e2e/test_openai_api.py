@@ -202,6 +202,28 @@ def test_a_constrained_call_cut_at_max_tokens_is_length_and_unrepaired(client):
         json.loads(call.arguments)
 
 
+def test_required_makes_parallel_calls_in_one_turn_and_one_without_them(client):
+    """vLLM's grammar for "required": an array of whole calls. Asked about three cities, the model
+    calls the weather tool for more than one in the same turn (it may go on until the token cap:
+    then the last call is the cut one, as written); with parallel_tool_calls false, exactly one."""
+    messages = [{"role": "user", "content": "Weather in Paris, Oslo and Rome?"}]
+    schema = WEATHER["function"]["parameters"]
+    choice = chat(client, messages=messages, tools=[WEATHER], tool_choice="required", max_tokens=120).choices[0]
+    calls = choice.message.tool_calls
+    whole = calls[:-1] if choice.finish_reason == "length" else calls
+    assert choice.finish_reason in ("tool_calls", "length") and len(whole) >= 2, calls
+    for call in whole:
+        assert call.function.name == "get_weather"
+        jsonschema.validate(json.loads(call.function.arguments), schema)
+    assert len({json.loads(c.function.arguments)["city"] for c in whole}) >= 2  # different cities, one turn
+    assert len({c.id for c in calls}) == len(calls)
+
+    one = chat(client, messages=messages, tools=[WEATHER], tool_choice="required", max_tokens=120,
+               parallel_tool_calls=False).choices[0]
+    assert one.finish_reason == "tool_calls" and len(one.message.tool_calls) == 1
+    jsonschema.validate(json.loads(one.message.tool_calls[0].function.arguments), schema)
+
+
 def test_required_over_several_tools_calls_one_of_them_validly(client):
     response = chat(client, messages=[{"role": "user", "content": "How warm is it in Oslo, in celsius?"}],
                     tools=[SEARCH, WEATHER], tool_choice="required")
