@@ -49,11 +49,6 @@ def forced_call_prefix(name: str, parameters: dict[str, Any] | None) -> str:
     return prefix
 
 
-def call_block(call: dict[str, Any]) -> str:
-    """One call as the model writes it: its JSON object ({"name", "arguments"}) in a <tool_call> block."""
-    return f"{CALL_OPEN}\n{json.dumps(call)}\n{CALL_CLOSE}"
-
-
 def tool_result_parts(content: str) -> tuple[str, str, str]:
     """Continuation after the model's turn-end token: the tool turn, then a new assistant turn,
     as (markers before, the result, markers after), so the result can be tokenized as plain text."""

@@ -22,6 +22,7 @@ def build_engine(settings: WorkerSettings):
 
     from engine_worker.engine_core.queue_scheduler import CONFIG_KEY, QueueSchedulerConfig
 
+    profile_path = str(cache_path(settings.model_path, settings.engine_dtype))  # both plugins read it
     args = AsyncEngineArgs(
         model=settings.model_path,
         served_model_name=[settings.model_id],
@@ -39,11 +40,11 @@ def build_engine(settings: WorkerSettings):
            if value is not None},
         # Lower priority values run first; sessions give each request its ORIGINAL arrival time.
         scheduling_policy="priority",
-        kv_transfer_config=_swap_connector(settings, KVTransferConfig),
+        kv_transfer_config=_swap_connector(settings, KVTransferConfig, profile_path),
         scheduler_cls="engine_worker.engine_core.queue_scheduler.PolicyScheduler",
         additional_config={CONFIG_KEY: QueueSchedulerConfig(
             name=settings.scheduler, options=settings.scheduler_options, every=settings.scheduler_every,
-            profile_path=str(cache_path(settings.model_path, settings.engine_dtype))).model_dump(mode="json")},
+            profile_path=profile_path).model_dump(mode="json")},
     )
     return AsyncLLM.from_engine_args(args, stat_loggers=[EngineStatsLogger])
 
@@ -59,7 +60,7 @@ def effective_config(engine) -> dict:
     return config_facts(pydantic.TypeAdapter(VllmConfig).dump_python(engine.vllm_config, mode="json", fallback=str))
 
 
-def _swap_connector(settings: WorkerSettings, config_cls):
+def _swap_connector(settings: WorkerSettings, config_cls, profile_path: str):
     """The connector that swaps paused requests' KV to host memory (engine_worker/engine_core/kv_swap).
 
     Loaded for every policy, so all of them run the same engine; only swap decisions use it.
@@ -68,7 +69,7 @@ def _swap_connector(settings: WorkerSettings, config_cls):
 
     extra = SwapConnectorConfig(
         redis_url=settings.redis_url, worker_id=settings.worker_id, capacity_bytes=settings.swap_space_bytes,
-        profile_path=str(cache_path(settings.model_path, settings.engine_dtype)))
+        profile_path=profile_path)
     return config_cls(kv_connector="HostSwapConnector",
                       kv_connector_module_path="engine_worker.engine_core.kv_swap.connector",
                       kv_role="kv_both", kv_connector_extra_config=extra.model_dump())

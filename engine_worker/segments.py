@@ -75,13 +75,15 @@ def whole_json_object(text: str) -> bool:
 
 def whole_calls(text: str) -> list[dict[str, Any]] | None:
     """The calls of a "required" turn generated under its grammar, a JSON array of whole call
-    objects (gateway/prompts.py calls_schema), or None while that JSON is not whole."""
+    objects (gateway/prompts.py calls_schema), or None while that JSON is not whole (or, past
+    the grammar, names no tool)."""
     try:
         value = json.loads(text)
     except (ValueError, RecursionError):
         return None
     calls = value if isinstance(value, list) else [value]
-    return calls if calls and all(isinstance(c, dict) for c in calls) else None
+    whole = calls and all(isinstance(c, dict) and isinstance(c.get("name"), str) for c in calls)
+    return calls if whole else None
 
 
 def _written_calls(text: str) -> list[tuple[str, str]]:
@@ -147,6 +149,14 @@ def chat_outcome(
 ) -> SegmentOutcome:
     """Reads the model's finished turn. `turn_text` includes any server-written forced prefix."""
     calls = parse_tool_calls(turn_text) if (request.server_tools or request.client_tools) else []
+    return calls_outcome(request, calls, engine_finish, budget_left, interceptions_so_far)
+
+
+def calls_outcome(
+    request: EngineRequest, calls: list[tuple[str, dict[str, Any] | str]], engine_finish: str | None,
+    budget_left: int, interceptions_so_far: int,
+) -> SegmentOutcome:
+    """What a finished turn's calls (name, arguments), in order, make of it."""
     if calls:
         name, arguments = calls[0]
         if name in request.server_tools:

@@ -43,7 +43,7 @@ from common.schemas import (
     ToolResult,
     Usage,
 )
-from common.tool_format import CALL_CLOSE, CALL_OPEN, call_block, tool_result_parts, visible_text
+from common.tool_format import CALL_CLOSE, CALL_OPEN, tool_result_parts, visible_text
 from engine_worker.checkpoint import Checkpoint
 from engine_worker.engine_core.kv_swap.channel import SwapChannel, SwapTimes
 from engine_worker.engine_params import REQUEST_INFO, SWAP_ID, SWAP_KEY
@@ -51,6 +51,7 @@ from engine_worker.policies.output_length import OutputLengthHistory
 from engine_worker.segments import (
     CallApi,
     Finish,
+    calls_outcome,
     chat_outcome,
     cut_call_outcome,
     new_call_id,
@@ -486,24 +487,27 @@ class RequestSession:
     def _outcome(self, segment_index: int, seg_text: str, engine_finish: str) -> CallApi | Finish:
         if self.request.plan is not None:
             return plan_outcome(self.request, segment_index)
+        budget_left, calls_done = self._budget_left(), len(self._progress.interceptions)
         if segment_index == 0 and self._forced_prefix:
-            if self.request.forced_call_schema is not None:  # generated under its schema
-                named = self.request.forced_tool is not None
-                if not (whole_json_object(seg_text) if named else whole_calls(seg_text) is not None):
+            if self.request.forced_call_schema is not None and self.request.forced_tool is None:
+                # "required": the array of whole calls its grammar generates
+                if (calls := whole_calls(seg_text)) is None:
+                    return cut_call_outcome(self.request, seg_text)
+                return calls_outcome(self.request, [(c["name"], c.get("arguments", {})) for c in calls], engine_finish,
+                                     budget_left, calls_done)
+            if self.request.forced_call_schema is not None:  # a named tool's arguments, under its schema
+                if not whole_json_object(seg_text):
                     return cut_call_outcome(self.request, seg_text)
             elif (written := unconstrained_call_cut(self._forced_prefix, seg_text, engine_finish)) is not None:
                 return cut_call_outcome(self.request, written)
         turn = self._forced_turn(seg_text) if segment_index == 0 and self._forced_prefix else seg_text
-        return chat_outcome(self.request, turn, engine_finish, self._budget_left(), len(self._progress.interceptions))
+        return chat_outcome(self.request, turn, engine_finish, budget_left, calls_done)
 
     def _forced_turn(self, seg_text: str) -> str:
         """The forced call as written: the server's prefix, then the model's text up to where it
         stopped (the string's closing quote, or the line's end), closed properly. Generated under
-        the schema, the text is the whole arguments object, or for "required" the array of whole
-        calls, each given its own block here (the format parse_tool_calls reads)."""
+        a named tool's schema, the text is its whole arguments object."""
         if self.request.forced_call_schema is not None:
-            if self.request.forced_tool is None:
-                return "\n".join(call_block(call) for call in whole_calls(seg_text) or [])
             return f"{self._forced_prefix}{seg_text.strip()}}}\n{CALL_CLOSE}"
         if self._forced_prefix.endswith('"'):
             value = seg_text.split('"', 1)[0]

@@ -18,7 +18,7 @@ from typing import Any, TypeVar, cast
 from jinja2 import TemplateError
 
 from common.schemas import API_KINDS
-from common.tool_format import CALL_OPEN, call_block, forced_call_prefix, tools_system_text
+from common.tool_format import CALL_CLOSE, CALL_OPEN, forced_call_prefix, tools_system_text
 from gateway import guarded_template
 from gateway.errors import ApiError
 from gateway.protocol import (
@@ -96,7 +96,7 @@ def render_tool_call(name: str, arguments: str | dict[str, Any]) -> str:
             parsed = arguments  # the model's own broken call, echoed back: keep it as it was
         # Too deep to write back (json recurses): echo the text as it came.
         arguments = parsed if json_depth(parsed, MAX_JSON_DEPTH) <= MAX_JSON_DEPTH else arguments
-    return call_block({"name": name, "arguments": arguments})
+    return f"{CALL_OPEN}\n{json.dumps({'name': name, 'arguments': arguments})}\n{CALL_CLOSE}"
 
 
 def _turn(message: ChatMessage) -> dict[str, str]:

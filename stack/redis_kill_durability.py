@@ -13,54 +13,34 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
-import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import redis
 
 from stack.processes import free_port
-from stack.redis_server import redis_server_binary
+from stack.redis_server import redis_url, start_redis
 
 VALUE = b"x" * 2000
 """Big enough that the AOF grows by megabytes a round, so its fsyncs take time."""
 
 
-def _start(data_dir: Path, port: int, mode: str) -> tuple[subprocess.Popen, redis.Redis]:
-    process = subprocess.Popen(
-        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
-         "--save", "", "--appendonly", "yes", "--appendfsync", mode],
-        stdout=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
-    for _ in range(200):
-        with contextlib.suppress(redis.ConnectionError):
-            client.ping()
-            return process, client
-        process.poll()
-        if process.returncode is not None:
-            raise RuntimeError(f"redis-server exited ({process.returncode})")
-        time.sleep(0.05)
-    raise RuntimeError("redis-server did not answer PING")
-
-
 def lost_writes(mode: str, writes: int, workdir: Path) -> int:
+    """The stack's own Redis command (stack.redis_server), but for `mode`."""
     data_dir = Path(tempfile.mkdtemp(dir=workdir))
     port = free_port()
-    process, client = _start(data_dir, port, mode)
+    service = start_redis(port, data_dir, workdir, appendfsync=mode)
+    client = redis.Redis.from_url(redis_url(port))
     for _ in range(writes):
         client.lpush("q", VALUE)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    process, client = _start(data_dir, port, mode)
+    service.kill_group()  # SIGKILL
+    service = start_redis(port, data_dir, workdir, appendfsync=mode)
     try:
-        return writes - int(client.llen("q"))
+        return writes - int(redis.Redis.from_url(redis_url(port)).llen("q"))
     finally:
-        process.kill()
-        process.wait()
+        service.stop()
 
 
 @contextlib.contextmanager

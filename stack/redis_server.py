@@ -33,11 +33,13 @@ def redis_server_binary() -> str:
     return str(binary)
 
 
-def redis_service(port: int, data_dir: Path, password: str | None = None) -> Service:
+def redis_service(port: int, data_dir: Path, password: str | None = None, appendfsync: str = "always") -> Service:
+    """`appendfsync`: the stack's is "always" (above); another only to measure why
+    (stack.redis_kill_durability)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
         redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
-        "--dir", str(data_dir), "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+        "--dir", str(data_dir), "--save", "", "--appendonly", "yes", "--appendfsync", appendfsync,
         "--protected-mode", "yes",
     ]
     if password:
@@ -50,8 +52,9 @@ def redis_url(port: int, password: str | None = None, db: int = 0) -> str:
     return f"redis://{auth}127.0.0.1:{port}/{db}"
 
 
-def start_redis(port: int, data_dir: Path, log_dir: Path, password: str | None = None) -> Service:
-    service = redis_service(port, data_dir, password).start(log_dir)
+def start_redis(port: int, data_dir: Path, log_dir: Path, password: str | None = None,
+                appendfsync: str = "always") -> Service:
+    service = redis_service(port, data_dir, password, appendfsync).start(log_dir)
     url = redis_url(port, password)
 
     def ping() -> bool:
