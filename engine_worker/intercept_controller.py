@@ -97,6 +97,12 @@ class InterceptController:
     def resume(self, entry: Paused) -> None:
         self._paused.pop(entry.request_id, None)
 
+    def is_paused(self, request_id: str) -> bool:
+        return request_id in self._paused
+
+    def paused_count(self) -> int:
+        return len(self._paused)
+
     def counts(self) -> dict[Strategy, int]:
         out = dict.fromkeys(Strategy, 0)
         for entry in self._paused.values():

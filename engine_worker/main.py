@@ -25,13 +25,14 @@ from engine_worker.cancellations import CancelWatch
 from engine_worker.checkpoint import Checkpoint, replay
 from engine_worker.cost_profile import describe, load_or_profile
 from engine_worker.engine import build_engine, effective_config
-from engine_worker.engine_core.kv_swap.channel import SwapChannel
 from engine_worker.intake import Entry, OutputPublisher, RequestStream, missing_stream_or_group, parse_request
 from engine_worker.intercept_controller import InterceptController
+from engine_worker.pause import Pauses
 from engine_worker.policies.output_length import OutputLengthHistory
 from engine_worker.policies.schedulers import SchedulerName
-from engine_worker.session import PauseReport, RequestSession
+from engine_worker.session import RequestSession
 from engine_worker.settings import WorkerSettings
+from engine_worker.swap_channel import SwapChannel
 from engine_worker.tokens import TokenCodec
 from engine_worker.tool_client import ToolClient
 from estimator.client import EstimatorClient
@@ -60,7 +61,6 @@ class EngineWorker:
         self._tasks: dict[str, asyncio.Task | None] = {}
         """Request id -> the task serving it, for cancelling a request its client abandoned."""
         self._cancelled: set[str] = set()
-        self._paused_ids: set[str] = set()
         self._last_claim = 0.0
 
     async def run(self) -> None:
@@ -91,6 +91,7 @@ class EngineWorker:
             total_blocks=pool_blocks, reserve_blocks=s.reserve_blocks_for(pool_blocks),
             engine_steps=lambda: engine_stats.LATEST.steps,
             engine_queue=lambda: (engine_stats.LATEST.num_running, engine_stats.LATEST.num_waiting))
+        self._pauses = Pauses(self._controller, self._tools, self._profile.cost_model.kv_bytes_per_token, s.worker_id)
         self._swap = SwapChannel(self._redis, s.worker_id)
         self._lengths = OutputLengthHistory()
         metrics.serve(s.metrics_port, s.metrics_host)
@@ -190,7 +191,7 @@ class EngineWorker:
             checkpoint = await self._checkpoint(rid) if reclaimed else None
             if checkpoint is not None and checkpoint.ended:
                 return  # answered already: only its ack was missing
-            session = RequestSession(request, self._engine, self._codec, self._pause_for_call,
+            session = RequestSession(request, self._engine, self._codec, self._pauses,
                                      lambda *events: self._emit(rid, *events), self.settings.max_model_len,
                                      requeue_at_back=self._controller.policy.requeue_at_back, swap=self._swap,
                                      lengths=self._lengths, reply_to=self._tools.reply_to, checkpoint=checkpoint)
@@ -269,45 +270,7 @@ class EngineWorker:
 
     def _running_context(self) -> int:
         """Context tokens of this worker's requests that are not paused (C_batch)."""
-        return sum(s.context_len() for rid, s in self._sessions.items() if rid not in self._paused_ids)
-
-    async def _pause_for_call(self, *, request, call, context_tokens, release_kv, call_id=None, also_watch=None):
-        """Runs the call; meanwhile the policy may discard or swap the request's KV (release_kv).
-        `also_watch`: the dead worker's reply stream, for a call adopted from it."""
-        rid = request.request_id
-        entry = self._controller.pause(rid, call.api, context_tokens, call.duration_s)
-        self._paused_ids.add(rid)
-        self._publish_paused()
-        call_task = asyncio.create_task(self._tools.call(
-            request_id=rid, api=call.api, arguments=call.arguments, duration_s=call.duration_s,
-            return_tokens=call.return_tokens, traceparent=request.traceparent, call_id=call_id,
-            also_watch=also_watch))
-        released = asyncio.create_task(entry.release.wait())
-        paused_at = time.monotonic()
-        held_s = None
-        try:
-            done, _ = await asyncio.wait({call_task, released}, return_when=asyncio.FIRST_COMPLETED)
-            if released in done and not call_task.done():
-                await release_kv(entry.released_as)
-                held_s = time.monotonic() - paused_at
-                self._publish_paused()
-            result = await call_task
-        finally:
-            released.cancel()
-            self._controller.resume(entry)
-            self._paused_ids.discard(rid)
-            self._publish_paused()
-        held_s = time.monotonic() - paused_at if held_s is None else held_s
-        held = held_s * context_tokens * self._profile.cost_model.kv_bytes_per_token
-        d = entry.decision
-        report = PauseReport(entry.predicted_s, d.waste_preserve if d else 0.0, d.waste_discard if d else 0.0,
-                             d.waste_swap if d else 0.0, held,
-                             swapped_bytes=context_tokens * self._profile.cost_model.kv_bytes_per_token)
-        return result, report
-
-    def _publish_paused(self) -> None:
-        for strategy, count in self._controller.counts().items():
-            metrics.paused_requests.labels(self.settings.worker_id, strategy).set(count)
+        return sum(s.context_len() for rid, s in self._sessions.items() if rid not in self._pauses)
 
     async def _emit(self, request_id: str, *events: OutputEvent) -> None:
         for event in events:
@@ -340,7 +303,7 @@ class EngineWorker:
         return WorkerStatus(
             worker_id=s.worker_id, model=s.model_id, policy=s.policy, scheduler=s.scheduler,
             scheduler_options=s.scheduler_options, duration_estimate=s.duration_estimate,
-            inflight=len(self._inflight), paused=len(self._paused_ids), max_model_len=s.max_model_len,
+            inflight=len(self._inflight), paused=len(self._pauses), max_model_len=s.max_model_len,
             kv_cache_bytes=s.kv_cache_bytes, backlog=len(self._backlog), kv_pool_blocks=self._controller.total_blocks,
             offload_reserve_blocks=self._controller.reserve_blocks, engine_config=self._engine_config,
             heartbeat_at=time.time())
@@ -370,7 +333,7 @@ class EngineWorker:
             metrics.event_loop_lag_seconds.labels(self.settings.worker_id).observe(lag)
             if lag > LOOP_LAG_WARN_S:
                 log.warning("event loop woke %.1fs late (%d requests in flight, %d paused)", lag,
-                            len(self._inflight), len(self._paused_ids))
+                            len(self._inflight), len(self._pauses))
 
     async def _heartbeat(self) -> None:
         while True:

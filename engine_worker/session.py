@@ -40,13 +40,12 @@ from common.schemas import (
     SchedulingFacts,
     Strategy,
     TokenLogprob,
-    ToolResult,
     Usage,
 )
 from common.tool_format import CALL_CLOSE, CALL_OPEN, tool_result_parts, visible_text
 from engine_worker.checkpoint import Checkpoint
-from engine_worker.engine_core.kv_swap.channel import SwapChannel, SwapTimes
 from engine_worker.engine_params import REQUEST_INFO, SWAP_ID, SWAP_KEY
+from engine_worker.pause import Pauses
 from engine_worker.policies.output_length import OutputLengthHistory
 from engine_worker.segments import (
     CallApi,
@@ -62,6 +61,7 @@ from engine_worker.segments import (
 )
 from engine_worker.spans import SessionSpans
 from engine_worker.stop_strings import StopScan
+from engine_worker.swap_channel import SwapChannel, SwapTimes
 from engine_worker.tokens import TokenCodec
 from engine_worker.vllm_params import logprobs_of, structured_params
 
@@ -83,21 +83,6 @@ Emit = Callable[..., Awaitable[None]]
 """Publishes one or more output events, in one transaction."""
 
 
-@dataclass(frozen=True)
-class PauseReport:
-    """What the handling policy predicted and weighed for one pause (byte-seconds)."""
-
-    predicted_s: float = 0.0
-    waste_preserve: float = 0.0
-    waste_discard: float = 0.0
-    waste_swap: float = 0.0
-    held_kv_byte_seconds: float = 0.0
-    swapped_bytes: int = 0
-
-
-PauseForCall = Callable[..., Awaitable[tuple[ToolResult, PauseReport]]]
-
-
 @dataclass
 class _Progress:
     generated: list[int] = field(default_factory=list)
@@ -117,14 +102,14 @@ class _Segment:
 
 
 class RequestSession:
-    def __init__(self, request: EngineRequest, engine, codec: TokenCodec, pause: PauseForCall,
+    def __init__(self, request: EngineRequest, engine, codec: TokenCodec, pauses: Pauses,
                  emit: Emit, max_model_len: int, requeue_at_back: bool = False, swap: SwapChannel | None = None,
                  lengths: OutputLengthHistory | None = None, reply_to: str = "",
                  checkpoint: Checkpoint | None = None):
         self.request = request
         self._engine = engine
         self._codec = codec
-        self._pause = pause
+        self._pauses = pauses
         self._emit = emit
         self._max_model_len = max_model_len
         self._requeue_at_back = requeue_at_back
@@ -415,15 +400,12 @@ class RequestSession:
         room to go on. A call without a result is awaited again (same call id), its KV counted as
         discarded: this worker never had it."""
         if cp.pending is not None:
-            if await self._await_call(cp.pending, self._kv_already_gone, adopted=True) is None:
+            if await self._await_call(cp.pending, adopted=True) is None:
                 return _Segment(cp.segment_index), self._final(Finish("length"))
             return _Segment(cp.segment_index + 1), None
         # A plan's text is what was streamed; a chat turn's may hide a tool call, so it is decoded.
         text = cp.open_text if self.request.plan is not None else self._codec.decode_text(cp.open_tokens)
         return _Segment(cp.segment_index, list(cp.open_tokens), text), None
-
-    async def _kv_already_gone(self, strategy: Strategy) -> None:
-        """release_kv of a call continued from a checkpoint: no vLLM request holds its context."""
 
     def take_held(self) -> list[OutputEvent]:
         """The events to publish with the final event (the last segment's last delta)."""
@@ -540,27 +522,35 @@ class RequestSession:
     async def _intercept(self, call: CallApi, segment_index: int, seg_text: str) -> list[int] | None:
         """Runs one API call while paused; returns the tokens appended (or None: no room left).
 
-        While the call runs the handling policy may discard the request's KV (`_release_kv`).
+        While the call runs the handling policy may release the request's KV (`_release_kv`).
         """
         self._record_segment_length(call.api)
         event = CallEvent(call_id=new_call_id(), api=call.api, arguments=call.arguments, duration_s=call.duration_s,
                           return_tokens=call.return_tokens, started_at=time.time(), context_tokens=self.context_len(),
                           segment_text=self._segment_visible(segment_index, seg_text), reply_to=self._reply_to)
         await self._emit(*self.take_held(), event)
-        return await self._await_call(event, self._release_kv)
+        return await self._await_call(event)
 
-    async def _await_call(self, event: CallEvent, release_kv, adopted: bool = False) -> list[int] | None:
+    async def _await_call(self, event: CallEvent, adopted: bool = False) -> list[int] | None:
         """The call's result, appended to the context; None when there is no room to go on.
+        While it runs, the policy may release the KV: the session ends its vLLM request then.
         A call `adopted` from a dead worker is sent again under its call id: its result comes
-        here, or on that worker's reply stream if the first run delivered it there."""
+        here, or on that worker's reply stream if the first run delivered it there; no vLLM
+        request holds its context on this worker, so there is no KV to release."""
         call = CallApi(api=event.api, arguments=dict(event.arguments), duration_s=event.duration_s,
                        return_tokens=event.return_tokens)
         context_len = event.context_tokens
         self._spans.interception_started(call.api)
         watch = event.reply_to if adopted and event.reply_to != self._reply_to else None
-        result, pause = await self._pause(
-            request=self.request, call=call, context_tokens=context_len, release_kv=release_kv,
-            call_id=event.call_id, also_watch=watch)
+        async with self._pauses.hold(self.request, call, context_len, call_id=event.call_id,
+                                     also_watch=watch) as paused:
+            released = await paused.release_or_result()
+            if released is not None:
+                if not adopted:  # an adopted call's context is in no vLLM request of this worker
+                    await self._release_kv(released)
+                paused.kv_released()
+            result = await paused.result()
+        pause = paused.report()
         if self.request.plan is not None:
             appended = self._codec.exact_length(result.content, call.return_tokens)
         else:

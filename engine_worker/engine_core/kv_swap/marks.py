@@ -1,9 +1,10 @@
-"""The engine worker tells the engine core which aborted request to swap out, through Redis.
+"""Which aborted request the engine worker wants swapped out: the engine core's end, through Redis.
 
 A paused request leaves the pool by being aborted, and an abort carries no parameters; the
 connector (in the engine-core process) needs to know, when the request finishes, whether its
 blocks go to the host buffer (swap) or straight back to the pool (discard). The worker adds the
-request's vLLM id to a per-worker set before aborting it; the connector takes it out atomically.
+request's vLLM id to a per-worker set before aborting it (engine_worker/swap_channel.py); the
+connector takes it out atomically here.
 """
 
 from __future__ import annotations
@@ -15,15 +16,6 @@ from redis.exceptions import RedisError
 from common.names import kv_swap_marks
 
 log = logging.getLogger(__name__)
-
-
-async def mark(redis, worker_id: str, vllm_request_id: str) -> None:
-    await redis.sadd(kv_swap_marks(worker_id), vllm_request_id)
-
-
-async def unmark(redis, worker_id: str, vllm_request_id: str) -> None:
-    """Cleanup when the request had already finished and the connector never took the mark."""
-    await redis.srem(kv_swap_marks(worker_id), vllm_request_id)
 
 
 def take(redis, worker_id: str, vllm_request_id: str) -> bool:
