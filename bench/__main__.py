@@ -102,6 +102,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cpu-cores", help="cores every engine's threads are bound to, e.g. 0-1 (default: all allowed)")
     p.add_argument("--realtime", action="store_const", const=True,
                    help="run the bench and its systems under SCHED_RR (a machine shared with other jobs; needs root)")
+    p.add_argument("--engine-core-below", action="store_const", const=True,
+                   help="under --realtime, every engine core one priority below the rest (default: one priority)")
+    p.add_argument("--rr-timeslice-ms", type=int,
+                   help="under --realtime, the kernel's round-robin slice for the run, put back after (default: "
+                        "the kernel's, 100 ms)")
     p.add_argument("--out", dest="out_dir", type=Path, help="results folder (default bench-results)")
     p.add_argument("--report", dest="report_file", type=Path, metavar="RESULTS_JSON",
                    help="run nothing: recompute the metrics and tables of a saved results file with this code")

@@ -54,10 +54,11 @@ HEADLINE_SYSTEMS = ("stock-vllm", "vllm:ttft_budget_s=null", "infercept:ttft_bud
 """The full-scale headline: stock vLLM, today's engines' discard-and-requeue on our engine, and
 InferCept's rule as written (plain FCFS by original arrival, no TTFT budget) beside our default
 (moves KV only while memory is in demand; LAMPS' memory-over-time order)."""
-HEADLINE_RATES = (0.075, 0.15, 0.225)
-"""Measured (README): stock vLLM keeps up at 0.15 req/s only with a long drain and misses the SLO
-there; at 0.225 it serves under half. 0.075 is under stock's knee, so its sustainable rate is
-bracketed."""
+HEADLINE_RATES = (0.15, 0.3, 0.45, 0.6)
+"""Measured (README, bfloat16 on AVX512-bf16 cores): stock vLLM meets the SLO at 0.15 req/s and
+misses it from 0.3, so its sustainable rate is bracketed; the higher rates find ours'. On a CPU
+without native bf16 (float32, about half the speed) stock's knee is near 0.1: `--rates
+0.075,0.15,0.225` brackets it there."""
 HEADLINE_DRAIN_S = 180.0
 """A request arriving at the window's end may need ~200 s alone (1,000+ tokens at ~150 ms each
 plus its calls): with a 90 s drain the 95%-served rule of the sustainable rate measured the drain
@@ -146,10 +147,18 @@ class BenchConfig:
     """Cores the engines' threads are bound to (VLLM_CPU_OMP_THREADS_BIND); None: every core this
     process may use."""
     realtime: bool = False
-    """Run the bench and every system it starts under SCHED_RR (bench.runner.enter_realtime): on a
+    """Run the bench and every system it starts under SCHED_RR (bench.realtime.enter_realtime): on a
     machine other jobs share, their processes then run only in the engines' idle time instead of
     stalling the engines' OpenMP threads (a nice level does not prevent that). Needs root or
     CAP_SYS_NICE; every system gets it alike."""
+    engine_core_below: bool = False
+    """Under `realtime`, each system's vLLM engine core (and its model runner) one priority below
+    the processes that serve it (bench.realtime); off by default: measured, it lowered what both
+    systems served at the headline's rates (bench/README.md "Run order")."""
+    rr_timeslice_ms: int | None = None
+    """Under `realtime`, the kernel's round-robin slice for the run (sched_rr_timeslice_ms, put back
+    after): how long a woken process of the same priority may wait for a core the engine's threads
+    hold. None: the kernel's (100 ms)."""
 
 
 PROFILES = {

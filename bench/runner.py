@@ -23,8 +23,9 @@ from bench.config import BenchConfig, PoolSizing, engine_settings, kv_bytes_per_
 from bench.engine_settings import EngineSettings
 from bench.metrics import system_metrics
 from bench.prompts import PromptBuilder
+from bench.realtime import ENGINE_CORE_PRIORITY, current_scheduling, enter_realtime, lower_engine_cores, rr_timeslice
 from bench.system_names import split_system, system_name
-from bench.systems import System, make_system
+from bench.systems import TMPFS, System, make_system
 from bench.trace import load_trace
 from bench.workload import (
     BenchRequest,
@@ -130,6 +131,20 @@ def check_system(system: System, result: dict[str, Any], log=print) -> bool:
     return False
 
 
+def _engine_core_lowered(system: System, result: dict[str, Any], log=print) -> bool:
+    """Puts the system's engine core below its front-ends (bench.realtime) and records what its
+    threads read back (result["engine_core_scheduling"]); a system whose engine core is not found
+    is failed rather than compared under another rule."""
+    lowered = lower_engine_cores(system.pids())
+    result["engine_core_scheduling"] = lowered
+    if lowered:
+        log(f"[{system.name}] engine core {lowered}")
+        return True
+    result["error"] = "its vLLM engine core process was not found, so it could not be put below its front-ends"
+    log(f"[{system.name}] FAILED: {result['error']}")
+    return False
+
+
 @dataclass(frozen=True)
 class Run:
     """One measured run: a workload (a rate's open loop, or a closed loop) for every system."""
@@ -176,6 +191,8 @@ def run_systems(cfg: BenchConfig, systems: list[System], runs: list[Run], prompt
             started = list(pool.map(lambda pair: start_system(*pair, log=log),  # type: ignore[misc]  # pairs
                                     zip(systems, results)))
         live = [i for i, ok in enumerate(started) if ok and check_system(systems[i], results[i], log)]
+        if cfg.realtime and cfg.engine_core_below:
+            live = [i for i in live if _engine_core_lowered(systems[i], results[i], log)]
         clients = {i: systems[i].client(prompts, cfg) for i in live}
         log(f"==> {len(live)} systems up (bench time so far {time.monotonic() - began:.0f}s)")
         for n, run in enumerate(runs):
@@ -183,6 +200,8 @@ def run_systems(cfg: BenchConfig, systems: list[System], runs: list[Run], prompt
                 system, result = systems[i], results[i]
                 if result["error"] is not None or (run.zero_interception and system.name not in cfg.overhead_systems):
                     continue
+                if cfg.realtime and cfg.engine_core_below:  # threads started since inherit; re-read
+                    lower_engine_cores(system.pids())
                 entry = _run_entry(system, clients[i], run.requests, steps.label(f"{system.name} {run.label}"),
                                    rate=run.rate, concurrency=run.concurrency, window_s=run.window_s,
                                    drain_s=run.drain_s, wait=True)
@@ -270,33 +289,23 @@ def ensure_cost_profile(model_path: Path, engine: EngineSettings, log=print) -> 
     return cost_profile.describe(cached)  # type: ignore[arg-type]  # just written (check=True)
 
 
-REALTIME_PRIORITY = 10
-
-
-def enter_realtime() -> str:
-    """This process, and so every process it starts from now on (the policy is inherited), runs
-    under SCHED_RR. Raises ValueError with the reason when the OS refuses."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(REALTIME_PRIORITY))
-    except (PermissionError, OSError) as exc:
-        raise ValueError(f"--realtime needs root or CAP_SYS_NICE to set SCHED_RR: {exc}") from None
-    return f"SCHED_RR priority {REALTIME_PRIORITY}"
-
-
-def current_scheduling() -> str:
-    """The scheduling policy the systems inherit (recorded with the results)."""
-    policy = os.sched_getscheduler(0)
-    if policy in (os.SCHED_RR, os.SCHED_FIFO):
-        name = "SCHED_RR" if policy == os.SCHED_RR else "SCHED_FIFO"
-        return f"{name} priority {os.sched_getparam(0).sched_priority}"
-    return f"normal (nice {os.nice(0)})"
-
-
 def run_benchmark(cfg: BenchConfig, log=print) -> tuple[dict[str, Any], Path]:
     """Runs every system; returns the results and the path of the JSON written."""
+    if cfg.rr_timeslice_ms is not None and not cfg.realtime:
+        raise ValueError("--rr-timeslice-ms sets the slice of SCHED_RR tasks: it needs --realtime")
     if cfg.realtime:
         log(f"==> running under {enter_realtime()} (every system inherits it)")
     scheduling = current_scheduling()
+    if not cfg.realtime:
+        return _run_systems_and_report(cfg, scheduling, log)
+    scheduling += (f"; engine cores SCHED_RR priority {ENGINE_CORE_PRIORITY}" if cfg.engine_core_below
+                   else "; engine cores alike") + f"; our stacks' Redis files in {TMPFS} (bench.systems.redis_dir)"
+    with rr_timeslice(cfg.rr_timeslice_ms) as slice_text:
+        log(f"==> {slice_text}")
+        return _run_systems_and_report(cfg, f"{scheduling}; {slice_text}", log)
+
+
+def _run_systems_and_report(cfg: BenchConfig, scheduling: str, log) -> tuple[dict[str, Any], Path]:
     began, started_at = time.monotonic(), datetime.now(timezone.utc)
     stem = f"{cfg.profile}-{started_at.strftime('%Y%m%d-%H%M%S')}"
     model_path = resolve_model(cfg.model)

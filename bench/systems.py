@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import time
 import urllib.request
 from pathlib import Path
@@ -32,6 +33,9 @@ from engine_worker.tokens import TokenCodec
 from stack.processes import Service, free_port
 from stack.services import Stack, StackConfig
 
+TMPFS = Path("/dev/shm")
+"""Linux's RAM-backed tmpfs."""
+
 
 class System(Protocol):
     name: str
@@ -49,6 +53,23 @@ class System(Protocol):
     def client(self, prompts: PromptBuilder, cfg: BenchConfig) -> LoadClient: ...
     def wait_idle(self, timeout_s: float) -> bool:
         """True once no request is left in flight (requests cut at a drain end may still run)."""
+    def pids(self) -> list[int]:
+        """The system's own processes (their children, the engine core among them, not listed)."""
+
+
+def redis_dir(cfg: BenchConfig, state_dir: Path) -> Path | None:
+    """Under `realtime`, Redis's files go to RAM (tmpfs), where fsync returns at once. Redis runs
+    `appendfsync always`: every write waits for an fsync, which on a disk waits for the kernel's
+    journal and writeback threads; those are not real-time, and while the engines' OpenMP threads
+    spin at SCHED_RR they run only in the 5% of each second the kernel keeps from real-time tasks
+    (sched_rt_runtime_us): measured, every hop through Redis then waited up to ~1 s (the quick
+    profile's first token 0.96 s against stock vLLM's 0.15 s; 0.23 s with Redis on tmpfs). Without
+    `realtime` the kernel's own scheduling runs those threads, and Redis stays beside the logs."""
+    if not cfg.realtime:
+        return None
+    if not TMPFS.is_dir():
+        raise ValueError(f"--realtime keeps each stack's Redis files in {TMPFS} (tmpfs), which this machine lacks")
+    return TMPFS / f"augserve-bench-redis-{state_dir.parent.name}-{state_dir.name}"
 
 
 def stack_config(cfg: BenchConfig, system: str, model_path: Path, engine: EngineSettings, state_dir: Path,
@@ -56,7 +77,8 @@ def stack_config(cfg: BenchConfig, system: str, model_path: Path, engine: Engine
     """`operator_key`: the stack's one API key, of the operator scope its scripted requests need."""
     policy, scheduler, options = split_system(system)
     return StackConfig(
-        model_path=str(model_path), state_dir=state_dir, gateway_port=free_port(), engine_metrics_port=free_port(),
+        model_path=str(model_path), state_dir=state_dir, redis_dir=redis_dir(cfg, state_dir),
+        gateway_port=free_port(), engine_metrics_port=free_port(),
         estimator_port=free_port(), executor_metrics_port=free_port(), redis_port=free_port(),
         time_scale=cfg.time_scale, executor_concurrency=cfg.executor_concurrency,
         worker_env={"AUGSERVE_POLICY": policy, "AUGSERVE_SCHEDULER": scheduler,
@@ -91,9 +113,14 @@ class OurStack:
 
     def stop(self) -> None:
         self.stack.stop()
+        if self.stack.cfg.redis_dir is not None:  # in RAM: what it held is not kept
+            shutil.rmtree(self.stack.cfg.redis_dir, ignore_errors=True)
 
     def dead(self) -> list[Service]:
         return self.stack.dead()
+
+    def pids(self) -> list[int]:
+        return [s.process.pid for s in self.stack.services if s.process is not None]
 
     def reported(self) -> str | None:
         status = self.stack.worker_status()
@@ -141,6 +168,10 @@ class StockVllm:
 
     def dead(self) -> list[Service]:
         return self.server.dead()
+
+    def pids(self) -> list[int]:
+        process = self.server.service.process
+        return [process.pid] if process is not None else []
 
     def reported(self) -> str | None:
         return STOCK_SYSTEM if self.server.version() else None

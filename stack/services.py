@@ -41,6 +41,8 @@ class StackConfig:
     otlp_endpoint: str | None = None
     """OTLP/HTTP collector every service sends its spans to (AUGSERVE_OTLP_ENDPOINT); None: the
     environment's, if any (children inherit it)."""
+    redis_dir: Path | None = None
+    """Where Redis keeps its append-only file and snapshot; None: `state_dir`/redis."""
     redis_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     """New for every run (URL-safe: it goes into every service's redis:// URL): another local
     user or process, or a web page reaching 127.0.0.1, cannot talk to this stack's Redis."""
@@ -138,7 +140,8 @@ class Stack:
         cfg = self.cfg
         try:
             self._progress(f"  starting redis on 127.0.0.1:{cfg.redis_port} ...")
-            self.services.append(start_redis(cfg.redis_port, cfg.state_dir / "redis", cfg.state_dir / "logs",
+            self.services.append(start_redis(cfg.redis_port, cfg.redis_dir or cfg.state_dir / "redis",
+                                             cfg.state_dir / "logs",
                                              password=cfg.redis_password))
             self._step(executor_service(cfg), lambda: port_open(cfg.executor_metrics_port), 60, "metrics port")
             self._step(estimator_service(cfg), lambda: http_ok(f"http://127.0.0.1:{cfg.estimator_port}/health"), 60,

@@ -75,9 +75,9 @@ def test_realtime_scheduling_is_entered_and_inherited_or_refused_clearly():
     """--realtime: the bench process enters SCHED_RR and a child it starts inherits it; without the
     privilege the bench stops with a clear reason (run in a child, so pytest keeps its policy)."""
     code = ("import subprocess, sys\n"
-            "from bench.runner import current_scheduling, enter_realtime\n"
+            "from bench.realtime import current_scheduling, enter_realtime\n"
             "try:\n    print(enter_realtime())\nexcept ValueError as exc:\n    print('refused:', exc); sys.exit(0)\n"
-            "print(subprocess.run([sys.executable, '-c', 'from bench.runner import current_scheduling; "
+            "print(subprocess.run([sys.executable, '-c', 'from bench.realtime import current_scheduling; "
             "print(current_scheduling())'], capture_output=True, text=True, check=True).stdout.strip())\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}).stdout.splitlines()

@@ -2,11 +2,14 @@
 and its starvation guard bounds how long a long request waits under a stream of short ones.
 
 One running slot (max_num_seqs=1), tiny model. A long request streams; short requests keep
-arriving (two clients, each sending its next short request when its last one ends). vLLM's own
+arriving (six clients, each sending its next short request when its last one ends: fewer leave the
+slot idle between shorts often enough that the long one gets it back without the guard). vLLM's own
 priority scheduler would let the long request keep the slot until it finished; with hand-over
 the short ones overtake it (they finish while it is still streaming), and the guard
 (starvation_s) promotes it back to the top whenever it has waited that long, so the gaps in its
-token stream stay near the guard instead of lasting as long as the stream of short requests.
+token stream end at the guard, again and again (measured in two runs each without the guard,
+starvation_s=1e9: held-back gaps of 0.4-3.9 s, one and two of them within 0.95-1.3 s; with it,
+seven and eight of 1.02-1.08 s).
 """
 
 from __future__ import annotations
@@ -24,9 +27,15 @@ from stack.services import Stack, StackConfig
 
 MODEL = "SmolLM2-135M-Instruct"
 GUARD_S = 1.0
-SHORT_STREAM_S = 6.0
-SLACK_S = 1.0
-"""Re-ordering happens at step boundaries: a promotion lands within a few steps of the guard."""
+SHORT_STREAM_S = 10.0
+SHORT_CLIENTS = 6
+PROMOTION_S = 0.3
+"""A promotion lands at a step boundary, after the running short request ends and the long one has
+recomputed its context (vLLM's preemption freed its KV): within a few steps of the guard."""
+JITTER_S = 0.05
+"""Token times are taken at the client, the guard's clock in the engine: a gap may read a hair short."""
+SLACK_S = 1.5
+"""The bound on any one gap: a step on a loaded machine can stall (CI once saw a 2.3 s gap)."""
 
 
 def _body(tag: str, tokens: int, stream: bool = False) -> dict:
@@ -59,7 +68,7 @@ async def _long_under_short_stream(url: str) -> dict:
                     if stream_started is None and len(token_times) >= 3:  # the long one holds the slot
                         stream_started = time.monotonic()
                         until = stream_started + SHORT_STREAM_S
-                        background = [asyncio.create_task(shorts(tag, until)) for tag in ("a", "b")]
+                        background = [asyncio.create_task(shorts(tag, until)) for tag in "abcdefgh"[:SHORT_CLIENTS]]
             long_done = time.monotonic()
         await asyncio.gather(*background)
     return {"token_times": token_times, "shorts_done": shorts_done, "stream_started": stream_started,
@@ -93,7 +102,8 @@ def test_the_long_request_waits_at_most_about_the_guard_while_short_ones_keep_co
     gaps = [b - a for a, b in zip(times, times[1:])]
     # It keeps making progress during the whole stream of short requests...
     assert times and run["stream_ended"] - times[-1] <= GUARD_S + SLACK_S, (times, run["stream_ended"])
+    # ...it is held back for the short ones and released by the guard, again and again...
+    released_by_guard = [g for g in gaps if GUARD_S - JITTER_S <= g <= GUARD_S + PROMOTION_S]
+    assert len(released_by_guard) >= 4, sorted(gaps)[-10:]
     # ...and no gap in its token stream is much longer than the guard.
-    assert max(gaps) <= GUARD_S + SLACK_S, gaps
-    # It really was held back for the short ones (else the bound above proves nothing).
-    assert max(gaps) >= GUARD_S / 2, gaps
+    assert max(gaps) <= GUARD_S + SLACK_S, sorted(gaps)[-10:]
