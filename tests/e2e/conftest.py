@@ -16,6 +16,14 @@ from tests.otlp_receiver import OtlpReceiver
 TIME_SCALE = 0.02
 """Stand-in APIs (chatbot, image, tts) wait 2% of their trace durations in these tests."""
 
+EXACT_DTYPE = "float32"
+"""The shared stack's engine dtype, set rather than left to `auto` (bfloat16 on CPUs with AVX512-BF16
+or AMX): its tests assert what the real model generates, token for token. In bfloat16 a context
+computed by prefill and the same context computed token by token round differently, so greedy
+decoding flips at near-ties with no pause involved (measured: 4 of 15 continuations re-submitted
+over their own first 10/20/30 tokens differed from the uninterrupted decode; 0 of 15 in float32),
+and which tool calls the model makes changes with the machine."""
+
 
 def running(cfg: StackConfig) -> Iterator[Stack]:
     """A fixture's body: the stack started, yielded, stopped however the tests ended
@@ -42,7 +50,8 @@ def stack(tmp_path_factory, otlp) -> Iterator[Stack]:
         model_path=str(build_default()), state_dir=tmp_path_factory.mktemp("stack"),
         gateway_port=free_port(), engine_metrics_port=free_port(), estimator_port=free_port(),
         executor_metrics_port=free_port(), redis_port=free_port(), time_scale=TIME_SCALE,
-        executor_concurrency=2, worker_env={"AUGSERVE_API_CALL_TIMEOUT_S": "30"}, otlp_endpoint=otlp.endpoint,
+        executor_concurrency=2, worker_env={"AUGSERVE_API_CALL_TIMEOUT_S": "30", "AUGSERVE_DTYPE": EXACT_DTYPE},
+        otlp_endpoint=otlp.endpoint,
     )
     yield from running(cfg)
 

@@ -29,6 +29,7 @@ from engine_worker.checkpoint import Checkpoint, replay
 from stack.models import build_tiny
 from stack.processes import free_port
 from stack.services import Stack, StackConfig
+from tests.e2e.conftest import EXACT_DTYPE
 
 MODEL = "SmolLM2-135M-Instruct"
 WORKERS = ("engine-0", "engine-1")
@@ -79,7 +80,8 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         executor_metrics_port=free_port(), redis_port=free_port(), time_scale=0.02,
         extra_engine_workers=(WORKERS[1],),
         worker_env={"AUGSERVE_HEARTBEAT_S": "1", "AUGSERVE_KV_CACHE_BYTES": str(64 << 20),
-                    "AUGSERVE_MAX_MODEL_LEN": "2048", "AUGSERVE_POLICY": "preserve"},
+                    "AUGSERVE_MAX_MODEL_LEN": "2048", "AUGSERVE_POLICY": "preserve",
+                    "AUGSERVE_DTYPE": EXACT_DTYPE},
         gateway_env={"AUGSERVE_ROUTING": "program-affinity", "AUGSERVE_ROUTING_MARGIN": "100",
                      "AUGSERVE_MAX_MODEL_LEN": "2048", "AUGSERVE_WORKER_STALE_S": "5",
                      "AUGSERVE_NO_WORKER_GRACE_S": "3"},
