@@ -85,9 +85,13 @@ def _rank(args: argparse.Namespace) -> int:
 
 def _validate_cpu(args: argparse.Namespace) -> int:
     extracted = validate_cpu.load(Path(args.data))
+    measured_on = "its own engine logs"
+    if args.overheads_from:  # a prediction: calibrated on another run, none of this one's figures seen
+        extracted = validate_cpu.with_overheads_from(extracted, validate_cpu.load(Path(args.overheads_from)))
+        measured_on = args.overheads_from
     o = extracted["overheads"]
     for calibrated in (False, True):
-        label = (f"profile + measured overheads ({o['step_overhead_s'] * 1e3:.1f} ms/step + "
+        label = (f"profile + overheads measured on {measured_on} ({o['step_overhead_s'] * 1e3:.1f} ms/step + "
                  f"{o['seq_overhead_s'] * 1e3:.1f} ms/request)") if calibrated else "profile alone"
         print(f"\n{label}, against {extracted['source']}:\n")
         print(validate_cpu.table(validate_cpu.compare(extracted, calibrated)))
@@ -96,14 +100,15 @@ def _validate_cpu(args: argparse.Namespace) -> int:
 
 def _reproduce(args: argparse.Namespace) -> int:
     scale = reproduce.QUICK if args.quick else reproduce.Scale()
-    rows = [reproduce.infercept_headline(scale)[0], reproduce.infercept_ablation(scale)[0],
+    rows = [reproduce.infercept_headline(scale)[0], reproduce.infercept_headline(scale, chunked=False)[0],
+            reproduce.infercept_ablation(scale)[0],
             reproduce.lamps(scale)[0], reproduce.fastserve(scale)[0]]
     print(reproduce.table(rows))
     return 0
 
 
 def _extract(args: argparse.Namespace) -> int:
-    out = validate_cpu.extract(Path(args.results), Path(args.out))
+    out = validate_cpu.extract(Path(args.results), Path(args.out), Path(args.profile), args.min_samples)
     print(f"{len(out['runs'])} runs; overheads {out['overheads']['step_overhead_s']} s/step + "
           f"{out['overheads']['seq_overhead_s']} s/request; written to {args.out}")
     return 0
@@ -136,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     r.set_defaults(run=_rank)
     v = sub.add_parser("validate-cpu", help="simulated vs measured on the full-scale bench")
     v.add_argument("--data", default=str(validate_cpu.BENCH_FULL2))
+    v.add_argument("--overheads-from", metavar="BENCH_DATA",
+                   help="calibrate with another run's measured overheads (an out-of-sample prediction)")
     v.set_defaults(run=_validate_cpu)
     p = sub.add_parser("reproduce", help="the papers' tables")
     p.add_argument("--quick", action="store_true", help="the tests' shorter runs")
@@ -143,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("extract-bench", help="refresh sim/data from a bench results file and its logs")
     e.add_argument("results")
     e.add_argument("--out", default=str(validate_cpu.BENCH_FULL2))
+    e.add_argument("--profile", default=str(validate_cpu.CPU_PROFILE),
+                   help="the cost profile the bench's worker used, copied into sim/data (default: the float32 one)")
+    e.add_argument("--min-samples", type=int, default=5,
+                   help="engine stats lines a running count needs to enter the overhead fit")
     e.set_defaults(run=_extract)
     args = parser.parse_args(argv)
     try:

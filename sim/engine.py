@@ -18,7 +18,8 @@ Each iteration at time `now`:
      a request whose KV is on host is admitted with its blocks and loads them over the next
      iterations within the swap budget before it runs (pipelined: copies hide under the
      forward pass, T_swap(budget) = T_fwd(batch)), copies out likewise free their blocks when done;
-  5. the iteration lasts T_fwd(batched tokens) (+ step overhead); prefills that complete and
+  5. the iteration lasts T_fwd(batched tokens) (+ step overhead, + reading the KV each batched
+     request attends to: Deployment.kv_read_s_per_token); prefills that complete and
      decodes sample one token each; a segment that reaches its length pauses at its call or ends
      the request; the queue order observes each request's share of the step.
 When nothing can run the clock jumps to the next arrival, call return or policy tick.
@@ -436,11 +437,12 @@ class Simulator:
     def _finish_step(self, batch: dict[str, int], moved: int, budget: int) -> None:
         tokens = sum(batch.values())
         self._last_batched = tokens
-        dt = (self.cm.fwd_s(tokens) + self.d.step_overhead_s + self.d.seq_overhead_s * len(batch) if tokens
-              else self.cm.swap_s(moved))
+        by_id = {r.id: r for r in self.running}
+        attended = sum(by_id[rid].computed + chunk for rid, chunk in batch.items())
+        dt = (self.cm.fwd_s(tokens) + self.d.step_overhead_s + self.d.seq_overhead_s * len(batch)
+              + self.d.kv_read_s_per_token * attended if tokens else self.cm.swap_s(moved))
         start = self.now
         self.now += dt
-        by_id = {r.id: r for r in self.running}
         for rid, chunk in batch.items():
             r = by_id[rid]
             r.computed += chunk

@@ -49,6 +49,13 @@ class Deployment:
     """Per-iteration time per request in the batch beyond T_fwd (a decode's attention over its
     context, sampling and detokenizing it): T_fwd is profiled on single prefills, where one
     request carries the whole step."""
+    kv_read_s_per_token: float = 0.0
+    """Per iteration, per token of context each batched request attends to: reading its K and V
+    from device memory, KV bytes / HBM bandwidth (decode attention is memory-bound). T_fwd is
+    linear in the tokens an iteration processes (InferCept's profile: a = 0.0463 ms/token is GPT-J's
+    12 GFLOP/token at ~84% of an A100's 312 TFLOP/s, c = 10 ms its weight reads; the spec presets:
+    FLOPs and weight reads) and leaves it out. The CPU profile's measured per-request overhead
+    (seq_overhead_s) stands in for it there."""
     source: str = ""
 
     @property
@@ -61,6 +68,8 @@ GIB = 1 << 30
 # -- A100-80G (InferCept's testbed) -------------------------------------------------------------
 GPTJ_KV_BYTES = 2 * 28 * 4096 * 2
 """GPT-J-6B: 28 layers, hidden 4096, fp16 K and V (the model card's config)."""
+A100_HBM_BPS = 2.0e12
+"""A100-80G's HBM2e bandwidth (spec sheet: 1.94 TB/s PCIe, 2.04 TB/s SXM)."""
 A100_KV_GB = 80 * 0.9 - 12.1 - 3
 """vLLM's gpu_memory_utilization 0.9 of 80 GB, less GPT-J's 12.1 GB of fp16 weights and ~3 GB of
 activations (our assumption: the paper states no pool size)."""
@@ -76,6 +85,8 @@ VICUNA13B = CostModel(
 # PCIe Gen5 x16 ~50 GB/s achieved per direction with pinned memory) ---------------------------
 MFU = 0.6
 LAUNCH = 1.35
+H100_HBM_BPS = 3.35e12
+H200_HBM_BPS = 4.8e12
 PCIE5_BPS = 50e9
 LLAMA3_8B_KV = 2 * 32 * 8 * 128 * 2
 """Llama-3-8B: 32 layers, 8 KV heads of 128 (GQA), bf16."""
@@ -100,29 +111,37 @@ PRESETS: dict[str, Deployment] = {
     "a100-gptj-6b": Deployment(
         "a100-gptj-6b", GPTJ_A100, int(A100_KV_GB * 1e9 / GPTJ_KV_BYTES), block_size=16, max_num_seqs=256,
         max_num_batched_tokens=384, host_swap_tokens=int(64 * GIB / GPTJ_KV_BYTES),
+        kv_read_s_per_token=GPTJ_KV_BYTES / A100_HBM_BPS,
         source="InferCept (arXiv 2402.01869): a = 0.0463 ms/token, c = 10 ms, S = 384, ~605 swap tokens/iteration; "
                "pool from 80 GB x 0.9 less weights (assumed); 64 GiB host buffer (assumed)"),
     "a100-vicuna-13b": Deployment(
         "a100-vicuna-13b", VICUNA13B, _pool_tokens(1, 80, 26.0, VICUNA13B.kv_bytes_per_token), block_size=16,
         max_num_seqs=256, max_num_batched_tokens=384, host_swap_tokens=int(64 * GIB / VICUNA13B.kv_bytes_per_token),
+        kv_read_s_per_token=VICUNA13B.kv_bytes_per_token / A100_HBM_BPS,
         source="InferCept's S = 384; T_fwd scaled from GPT-J's by parameters; PCIe as GPT-J's budget implies"),
     "h100-llama3-8b": Deployment(
-        "h100-llama3-8b", spec_cost_model(8.03, 1, 3.35e12, LLAMA3_8B_KV), _pool_tokens(1, 80, 16.1, LLAMA3_8B_KV),
+        "h100-llama3-8b", spec_cost_model(8.03, 1, H100_HBM_BPS, LLAMA3_8B_KV),
+        _pool_tokens(1, 80, 16.1, LLAMA3_8B_KV),
         block_size=16, max_num_seqs=256, max_num_batched_tokens=8192, host_swap_tokens=int(128 * GIB / LLAMA3_8B_KV),
+        kv_read_s_per_token=LLAMA3_8B_KV / H100_HBM_BPS,
         source="derived from H100 SXM spec (989 TFLOP/s bf16, 3.35 TB/s HBM3, PCIe Gen5) and Llama-3-8B's shape"),
     "h200-llama3-8b": Deployment(
-        "h200-llama3-8b", spec_cost_model(8.03, 1, 4.8e12, LLAMA3_8B_KV), _pool_tokens(1, 141, 16.1, LLAMA3_8B_KV),
+        "h200-llama3-8b", spec_cost_model(8.03, 1, H200_HBM_BPS, LLAMA3_8B_KV),
+        _pool_tokens(1, 141, 16.1, LLAMA3_8B_KV),
         block_size=16, max_num_seqs=256, max_num_batched_tokens=8192, host_swap_tokens=int(128 * GIB / LLAMA3_8B_KV),
+        kv_read_s_per_token=LLAMA3_8B_KV / H200_HBM_BPS,
         source="derived from H200 spec (989 TFLOP/s bf16, 4.8 TB/s HBM3e, 141 GB) and Llama-3-8B's shape"),
     "h100x4-llama3-70b": Deployment(
-        "h100x4-llama3-70b", spec_cost_model(70.6, 4, 3.35e12, LLAMA3_70B_KV),
+        "h100x4-llama3-70b", spec_cost_model(70.6, 4, H100_HBM_BPS, LLAMA3_70B_KV),
         _pool_tokens(4, 80, 141.2, LLAMA3_70B_KV),
         block_size=16, max_num_seqs=256, max_num_batched_tokens=8192, host_swap_tokens=int(256 * GIB / LLAMA3_70B_KV),
+        kv_read_s_per_token=LLAMA3_70B_KV / 4 / H100_HBM_BPS,
         source="derived: 4x H100 SXM, tensor parallel 4, Llama-3-70B bf16 (141 GB of weights)"),
     "h200x2-llama3-70b": Deployment(
-        "h200x2-llama3-70b", spec_cost_model(70.6, 2, 4.8e12, LLAMA3_70B_KV),
+        "h200x2-llama3-70b", spec_cost_model(70.6, 2, H200_HBM_BPS, LLAMA3_70B_KV),
         _pool_tokens(2, 141, 141.2, LLAMA3_70B_KV),
         block_size=16, max_num_seqs=256, max_num_batched_tokens=8192, host_swap_tokens=int(256 * GIB / LLAMA3_70B_KV),
+        kv_read_s_per_token=LLAMA3_70B_KV / 2 / H200_HBM_BPS,
         source="derived: 2x H200, tensor parallel 2, Llama-3-70B bf16"),
 }
 

@@ -69,6 +69,11 @@ def infercept_engine(d: Deployment) -> Deployment:
                    max_num_batched_tokens=d.cost_model.saturation_tokens)
 
 
+def infercept_on_vllm_engine(d: Deployment) -> Deployment:
+    """vLLM 0.2's engine as it is (whole prefills), for InferCept's policy apart from its chunking."""
+    return replace(vllm_v0(d), name=f"{d.name}/infercept-whole-prefill")
+
+
 def _trace_workload(rate: float, seed: int, window_s: float):
     return from_trace(rate, window_s, seed, PAPER_TRACE, real_call_s="trace")
 
@@ -95,16 +100,20 @@ which 141 GB of weights rule out at 40 GB each, so the preset keeps 80 GB."""
 
 
 def infercept_headline(scale: Scale = Scale(), rates: tuple[float, ...] = INFERCEPT_RATES,
-                       slo_s: float = INFERCEPT_SLO_S,
-                       pool_tokens: int | None = None) -> tuple[Row, dict[str, list[SweepPoint]]]:
+                       slo_s: float = INFERCEPT_SLO_S, pool_tokens: int | None = None,
+                       chunked: bool = True) -> tuple[Row, dict[str, list[SweepPoint]]]:
+    """`chunked` False runs InferCept's policy on vLLM's own engine (whole prefills): what the
+    handling policy and queue order are worth apart from InferCept's chunked prefill at S."""
     d = PRESETS["a100-gptj-6b"]
     if pool_tokens is not None:
         d = replace(d, kv_pool_tokens=pool_tokens)
+    engine = infercept_engine(d) if chunked else infercept_on_vllm_engine(d)
     curves = {"vllm": paper_sweep(vllm_v0(d), "vllm:ttft_budget_s=null", rates, scale),
-              "infercept": paper_sweep(infercept_engine(d), "infercept:ttft_budget_s=null", rates, scale)}
+              "infercept": paper_sweep(engine, "infercept:ttft_budget_s=null", rates, scale)}
     base, ours = (sustainable(curves[k], slo_s) for k in ("vllm", "infercept"))
     ratio = ours.rate / base.rate if ours.rate and base.rate else float("nan")
-    return Row("InferCept", f"sustainable rate vs vLLM at {slo_s} s/token, GPT-J-6B A100", "1.6x",
+    on = "" if chunked else ", InferCept's policy on vLLM's whole-prefill engine"
+    return Row("InferCept", f"sustainable rate vs vLLM at {slo_s} s/token, GPT-J-6B A100{on}", "1.6x",
                f"{ratio:.2f}x", 1.6 * 0.8 <= ratio <= 1.6 * 1.2,
                f"vLLM {_rate(base.rate)} req/s ({base.bound}), "
                f"InferCept {_rate(ours.rate)} req/s ({ours.bound})"), curves
@@ -140,13 +149,14 @@ def infercept_ablation(scale: Scale = Scale(), rate: float = 2.0) -> tuple[Row, 
                "; ".join(f"{n} {v:.3f} s/token" for n, v in steps)), steps
 
 
-LAMPS_RATES = (12.0, 16.0)
+LAMPS_RATES = (10.0, 12.0)
 """LAMPS ranks the waiting queue, so its gain needs one: on this deployment InferCept's mean TTFT
-is ~0.1 s at 6-8 req/s (nothing waits; e2e cut 0% there, measured) and 6.8 s at 16 req/s."""
+is 0.11 s at 6 req/s and 0.34 s at 8 (nothing waits; e2e cut 0% there, measured), 8.0 s at 10 and
+23.5 s at 12 req/s."""
 LAMPS_SYSTEMS = {"LAMPS": "infercept+lamps",
                  "LAMPS without starvation promotion": "infercept+lamps:starvation_threshold=100000000"}
-"""The code's guard (100 iterations, ~3 s of these steps, then FCFS at the front for 100,000) is
-kept in "LAMPS"; the second row is the ranking alone: under a queue longer than 3 s every waiting
+"""The code's guard (100 iterations, ~4 s of these steps, then FCFS at the front for 100,000) is
+kept in "LAMPS"; the second row is the ranking alone: under a queue longer than ~4 s every waiting
 request is promoted and the order is FCFS again (sim/README.md)."""
 
 

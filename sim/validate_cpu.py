@@ -34,6 +34,11 @@ CPU_PROFILE = DATA / "cpu-smollm2-135m-float32.json"
 """The worker's measured profile on this machine (a copy of its cache file, so tests need no cache)."""
 BENCH_FULL2 = DATA / "bench-full2.json"
 BENCH_FULL3 = DATA / "bench-full3.json"
+BENCH_VAL9 = DATA / "bench-val9.json"
+"""The default policy and stock vLLM in bfloat16 on an Intel Xeon with AMX, 0.15 and 0.3 req/s
+(profile: cpu-smollm2-135m-bfloat16-xeon.json)."""
+BENCH_VAL10 = DATA / "bench-val10.json"
+"""The same at 0.45 req/s, run after the simulator had predicted it from BENCH_VAL9's overheads."""
 STATS_LINE = re.compile(r"prompt throughput: ([\d.]+) tokens/s, Avg generation throughput: ([\d.]+) tokens/s, "
                         r"Running: (\d+) reqs")
 LEGACY_NAMES = {"vllm": "vllm:ttft_budget_s=null", "infercept": "infercept:ttft_budget_s=null"}
@@ -68,13 +73,23 @@ def fit_overheads(by_running: dict[int, list[float]], min_samples: int = 5) -> t
     return max(0.0, my - slope * mx), max(0.0, slope)
 
 
-def extract(results_json: Path, out: Path) -> dict[str, Any]:
-    """The bench figures and the overheads measured from its engine logs, as sim/data keeps them."""
+ENGINE_LOGS = ("logs/*/*/logs/engine-0.log", "logs/*/*/logs/stock-vllm.log")
+"""The engines' logs in a bench results folder: our worker's and stock vLLM's server (the same vLLM
+engine on the same settings, read back equal by the bench, so the same per-step costs)."""
+
+
+def extract(results_json: Path, out: Path, profile: Path = CPU_PROFILE, min_samples: int = 5) -> dict[str, Any]:
+    """The bench figures and the overheads measured from its engine logs, as sim/data keeps them.
+    `profile`: the cost profile the bench's worker measured (a file in sim/data, named in the
+    output so `compare` simulates with the same one)."""
     data = json.loads(results_json.read_text())
     params = data["parameters"]
-    cm = profile_store.load(CPU_PROFILE).cost_model  # type: ignore[union-attr]  # sim/data keeps it
-    logs = sorted(results_json.parent.glob("logs/*/*/logs/engine-0.log"))
-    step_o, seq_o = fit_overheads(step_overheads(logs, cm))
+    loaded = profile_store.load(profile)
+    if loaded is None:
+        raise FileNotFoundError(f"no cost profile at {profile}")
+    cm = loaded.cost_model
+    logs = sorted(p for pattern in ENGINE_LOGS for p in results_json.parent.glob(pattern))
+    step_o, seq_o = fit_overheads(step_overheads(logs, cm), min_samples)
     runs = []
     for system in data["systems"]:
         for run in system["runs"]:
@@ -86,16 +101,23 @@ def extract(results_json: Path, out: Path) -> dict[str, Any]:
                          "e2e_mean_s": m["e2e_latency_s"]["mean"], "ttft_mean_s": m["ttft_s"]["mean"]})
     keep = ("rates", "window_s", "drain_s", "seed", "time_scale", "token_scale", "context_cap", "repeats",
             "pool_tokens", "engine_settings")
-    extracted = {"source": str(results_json), "parameters": {k: params[k] for k in keep},
+    extracted = {"source": str(results_json), "profile": profile.name, "parameters": {k: params[k] for k in keep},
                  "overheads": {"step_overhead_s": round(step_o, 5), "seq_overhead_s": round(seq_o, 5),
+                               "min_samples": min_samples,
                                "from_logs": [str(p.relative_to(results_json.parent)) for p in logs]},
                  "runs": runs}
     out.write_text(json.dumps(extracted, indent=1))
     return extracted
 
 
+def with_overheads_from(extracted: dict[str, Any], calibration: dict[str, Any]) -> dict[str, Any]:
+    """`extracted` to be simulated with another run's measured overheads: a prediction made without
+    any of this run's own figures or logs."""
+    return {**extracted, "overheads": calibration["overheads"]}
+
+
 def bench_deployment(extracted: dict[str, Any], calibrated: bool = True) -> Deployment:
-    base = cpu_profile(CPU_PROFILE)
+    base = cpu_profile(DATA / extracted.get("profile", CPU_PROFILE.name))  # full2/full3 name none: float32
     if not calibrated:
         return base
     o = extracted["overheads"]
